@@ -1,0 +1,613 @@
+"""Microsoft Graph v1.0, read-only and app-only: the only code that knows HTTP, MSAL and Graph JSON.
+
+One `GraphClient` per tenant and run. It gets tokens from a cached MSAL confidential client,
+pages with `@odata.nextLink`, retries throttling and transient failures with bounded backoff,
+and turns every other failure into one of the errors in `errors.py`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import msal
+import requests
+
+from .errors import (
+    GraphBadResponse,
+    GraphError,
+    GraphForbidden,
+    GraphNotAssigned,
+    GraphNotFound,
+    GraphThrottled,
+    GraphTransient,
+    GraphUnauthorized,
+    GraphWrongTenant,
+)
+from .types import (
+    AppRoleAssignment,
+    GraphGroup,
+    GraphUser,
+    Organization,
+    RequestStats,
+    ServicePrincipal,
+)
+
+logger = logging.getLogger(__name__)
+
+USER_FIELDS = (
+    "id",
+    "userPrincipalName",
+    "mail",
+    "displayName",
+    "givenName",
+    "surname",
+    "accountEnabled",
+    "userType",
+)
+GROUP_FIELDS = (
+    "id",
+    "displayName",
+    "description",
+    "mail",
+    "mailEnabled",
+    "securityEnabled",
+    "groupTypes",
+)
+ASSIGNMENT_FIELDS = ("id", "principalId", "principalType", "principalDisplayName")
+SERVICE_PRINCIPAL_FIELDS = ("id", "appId", "displayName", "appRoleAssignmentRequired")
+ORGANIZATION_FIELDS = ("id", "displayName", "verifiedDomains")
+PAGE_SIZE = 999  # the largest page Graph serves for directory objects
+
+# Instance discovery (a call to login.microsoftonline.com) only makes sense for Microsoft's
+# own login hosts; any other host (a local emulator, a proxy) must skip it.
+MICROSOFT_LOGIN_HOSTS = frozenset(
+    {
+        "login.microsoftonline.com",
+        "login.microsoft.com",
+        "login.windows.net",
+        "login.microsoftonline.us",
+        "login.partner.microsoftonline.cn",
+        "login.chinacloudapi.cn",
+    }
+)
+GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+QUERY_SAFE = ",'=()"  # keep $select lists and OData literals readable in URLs and logs
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+# Graph's permission per kind of read, named in "forbidden" errors.
+PERMISSION_USERS = "User.Read.All"
+PERMISSION_MEMBERS = "GroupMember.Read.All"
+PERMISSION_APPS = "Application.Read.All"
+PERMISSION_ORGANIZATION = "Organization.Read.All"
+
+
+@dataclass(frozen=True)
+class GraphSettings:
+    """Where Graph and the login service are, who we are, and how patient to be."""
+
+    client_id: str
+    client_secret: str
+    login_url: str = "https://login.microsoftonline.com"
+    graph_url: str = "https://graph.microsoft.com"
+    timeout: float = 30.0
+    max_retries: int = 6
+    # A CA bundle path, or True for the system's. Passed on every request: requests would
+    # otherwise let REQUESTS_CA_BUNDLE override a Session's own `verify`.
+    verify: bool | str = True
+    backoff_base: float = 1.0
+    backoff_cap: float = 60.0
+    max_retry_after: float = 300.0
+
+    def __repr__(self) -> str:  # never print the secret
+        return f"GraphSettings(client_id={self.client_id!r}, graph_url={self.graph_url!r})"
+
+
+def is_guid(value: str) -> bool:
+    return bool(GUID_RE.match(value or ""))
+
+
+class _MsalHttpClient:
+    """Lets MSAL share our session, timeout and CA settings."""
+
+    def __init__(self, session: requests.Session, *, timeout: float, verify: bool | str) -> None:
+        self._session = session
+        self._timeout = timeout
+        self._verify = verify
+
+    def get(self, url: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", self._timeout)
+        return self._session.get(url, verify=self._verify, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", self._timeout)
+        return self._session.post(url, verify=self._verify, **kwargs)
+
+    def close(self) -> None:
+        self._session.close()
+
+
+_msal_apps: dict[tuple[str, ...], msal.ConfidentialClientApplication] = {}
+_msal_apps_lock = threading.Lock()
+
+
+def _msal_app(settings: GraphSettings, tenant_id: str) -> msal.ConfidentialClientApplication:
+    """One MSAL application per (login host, tenant, client, secret), so tokens are reused."""
+    secret_digest = hashlib.sha256(settings.client_secret.encode()).hexdigest()
+    key = (settings.login_url, tenant_id, settings.client_id, secret_digest, str(settings.verify))
+    with _msal_apps_lock:
+        app = _msal_apps.get(key)
+        if app is None:
+            host = urlsplit(settings.login_url).hostname or ""
+            http = _MsalHttpClient(
+                requests.Session(), timeout=settings.timeout, verify=settings.verify
+            )
+            app = msal.ConfidentialClientApplication(
+                settings.client_id,
+                client_credential=settings.client_secret,
+                authority=f"{settings.login_url}/{tenant_id}",
+                instance_discovery=host in MICROSOFT_LOGIN_HOSTS,
+                http_client=http,
+            )
+            _msal_apps[key] = app
+        return app
+
+
+def forget_cached_tokens() -> None:
+    """Drop every cached MSAL application (tests; a rotated secret)."""
+    with _msal_apps_lock:
+        _msal_apps.clear()
+
+
+def _token_error(result: dict[str, Any], tenant_id: str, client_id: str) -> GraphError:
+    """Map a failed token request (AADSTS codes) to an error a person can act on."""
+    codes = set(result.get("error_codes") or [])
+    description = str(result.get("error_description") or result.get("error") or "")
+    first_line = description.splitlines()[0] if description else "unknown error"
+    if 90002 in codes or "AADSTS90002" in description:
+        return GraphWrongTenant(
+            f"Tenant {tenant_id} was not found in Microsoft Entra ID ({first_line})",
+            code="AADSTS90002",
+        )
+    if 7000222 in codes or "AADSTS7000222" in description:
+        return GraphUnauthorized(
+            f"The client secret of the Directory Sync application has expired ({first_line})",
+            remediation="Create a new client secret for the Directory Sync application, put "
+            "its value in ENTRA_CLIENT_SECRET and restart entra-sync.",
+            code="AADSTS7000222",
+        )
+    if 7000215 in codes or "AADSTS7000215" in description:
+        return GraphUnauthorized(
+            f"Microsoft rejected the client secret ({first_line})",
+            remediation="Put the secret's Value (not its Secret ID) of the Directory Sync "
+            "application in ENTRA_CLIENT_SECRET and restart entra-sync.",
+            code="AADSTS7000215",
+        )
+    if 700016 in codes or "AADSTS700016" in description:
+        return GraphUnauthorized(
+            f"The Directory Sync application ({client_id}) is not present in tenant "
+            f"{tenant_id} ({first_line})",
+            remediation="An administrator of that tenant must grant admin consent: use "
+            "Verify Now, or check ENTRA_CLIENT_ID.",
+            code="AADSTS700016",
+        )
+    return GraphUnauthorized(
+        f"Microsoft refused to issue a token ({first_line})",
+        code=str(result.get("error") or ""),
+    )
+
+
+def _graph_error_body(response: requests.Response) -> tuple[str, str]:
+    """Graph's `{"error": {"code", "message"}}`, or the status line when the body is not JSON."""
+    try:
+        error = response.json().get("error") or {}
+        return str(error.get("code") or response.status_code), str(error.get("message") or "")
+    except (ValueError, AttributeError):
+        return str(response.status_code), response.reason or ""
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # an HTTP date: rare for Graph; fall back to our own backoff
+
+
+class GraphClient:
+    """Reads one tenant's directory through Microsoft Graph v1.0."""
+
+    def __init__(
+        self,
+        *,
+        tenant_id: str,
+        settings: GraphSettings,
+        low_priority: bool = False,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        self.tenant_id = tenant_id
+        self.settings = settings
+        self.low_priority = low_priority
+        self.stats = RequestStats()
+        self._session = session or requests.Session()
+        self._sleep = sleep or time.sleep
+        self._lock = threading.Lock()
+        self._graph_host = urlsplit(settings.graph_url).netloc
+        self._scope = f"{settings.graph_url}/.default"
+
+    # --- tokens -------------------------------------------------------------------------------
+
+    def _app(self) -> msal.ConfidentialClientApplication:
+        try:
+            return _msal_app(self.settings, self.tenant_id)
+        except ValueError as exc:
+            # MSAL raises ValueError when the authority's OpenID configuration is refused,
+            # which is how an unknown tenant shows up.
+            raise GraphWrongTenant(
+                f"The login service does not know tenant {self.tenant_id} ({exc})"
+            ) from exc
+
+    def _access_token(self) -> str:
+        result = self._app().acquire_token_for_client(scopes=[self._scope])
+        if "access_token" not in result:
+            raise _token_error(result, self.tenant_id, self.settings.client_id)
+        return str(result["access_token"])
+
+    def _drop_cached_tokens(self) -> None:
+        cache = self._app().token_cache
+        for token in list(cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN)):
+            cache.remove_at(token)
+
+    # --- requests -----------------------------------------------------------------------------
+
+    def _url(self, path: str, params: dict[str, str] | None = None) -> str:
+        url = f"{self.settings.graph_url}/v1.0/{path.lstrip('/')}"
+        if params:
+            url += "?" + "&".join(f"{k}={quote(v, safe=QUERY_SAFE)}" for k, v in params.items())
+        return url
+
+    def _backoff(self, attempt: int) -> float:
+        delay = min(self.settings.backoff_cap, self.settings.backoff_base * 2**attempt)
+        return delay * random.uniform(0.5, 1.0)
+
+    def _count(self, *, retry: bool = False, request_id: str | None = None) -> None:
+        with self._lock:
+            if retry:
+                self.stats.retries += 1
+            else:
+                self.stats.requests += 1
+                if request_id:
+                    self.stats.last_request_id = request_id
+
+    def get_json(self, url: str, *, permission: str) -> dict[str, Any]:
+        """GET one Graph URL and return its JSON object, retrying what is worth retrying."""
+        if urlsplit(url).netloc != self._graph_host:
+            raise GraphBadResponse(f"Graph pointed to another host ({urlsplit(url).netloc}).")
+        token_refreshed = False
+        attempt = 0
+        while True:
+            failure: GraphError
+            try:
+                headers = {
+                    "Authorization": f"Bearer {self._access_token()}",
+                    "Accept": "application/json",
+                    "client-request-id": str(uuid.uuid4()),
+                    "User-Agent": "entra-sync",
+                }
+                if self.low_priority:
+                    headers["x-ms-throttle-priority"] = "low"
+                response = self._session.get(
+                    url, headers=headers, timeout=self.settings.timeout, verify=self.settings.verify
+                )
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                failure = GraphTransient(
+                    f"Could not reach Microsoft ({type(exc).__name__}: {exc})",
+                )
+                wait = self._backoff(attempt)
+            else:
+                request_id = response.headers.get("request-id")
+                self._count(request_id=request_id)
+                status = response.status_code
+                if status == 200:
+                    return self._json_object(response, request_id)
+                code, message = _graph_error_body(response)
+                detail = f"{code}: {message}".rstrip(": ")
+                if status == 401 and not token_refreshed:
+                    # MSAL can keep serving a cached token that Graph already rejects.
+                    token_refreshed = True
+                    self._drop_cached_tokens()
+                    self._count(retry=True)
+                    continue
+                if status not in RETRYABLE_STATUSES:
+                    raise self._status_error(status, code, detail, permission, request_id)
+                retry_after = _parse_retry_after(response.headers.get("Retry-After"))
+                if status == 429:
+                    failure = GraphThrottled(
+                        f"Microsoft Graph throttled the requests ({detail}).",
+                        status=status,
+                        code=code,
+                        request_id=request_id,
+                    )
+                else:
+                    failure = GraphTransient(
+                        f"Microsoft Graph failed with HTTP {status} ({detail}).",
+                        status=status,
+                        code=code,
+                        request_id=request_id,
+                    )
+                if retry_after is not None:
+                    wait = min(retry_after, self.settings.max_retry_after)
+                else:
+                    wait = self._backoff(attempt)
+            if attempt >= self.settings.max_retries:
+                raise failure
+            attempt += 1
+            self._count(retry=True)
+            logger.info("Graph request retried in %.1fs: %s", wait, failure.message)
+            self._sleep(wait)
+
+    def _json_object(self, response: requests.Response, request_id: str | None) -> dict[str, Any]:
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise GraphBadResponse(
+                "Microsoft Graph sent a response that is not valid JSON.", request_id=request_id
+            ) from exc
+        if not isinstance(body, dict):
+            raise GraphBadResponse(
+                "Microsoft Graph sent JSON that is not an object.", request_id=request_id
+            )
+        return body
+
+    def _status_error(
+        self, status: int, code: str, detail: str, permission: str, request_id: str | None
+    ) -> GraphError:
+        if status == 401:
+            return GraphUnauthorized(
+                f"Microsoft Graph refused the access token ({detail}).",
+                status=status,
+                code=code,
+                request_id=request_id,
+            )
+        if status == 403:
+            return GraphForbidden(
+                f"Microsoft Graph denied access ({detail}). The Directory Sync application "
+                f"needs the {permission} application permission.",
+                status=status,
+                code=code,
+                request_id=request_id,
+            )
+        if status == 404:
+            return GraphNotFound(
+                f"Not found in Microsoft Graph ({detail}).",
+                status=status,
+                code=code,
+                request_id=request_id,
+            )
+        return GraphBadResponse(
+            f"Microsoft Graph rejected the request with HTTP {status} ({detail}).",
+            status=status,
+            code=code,
+            request_id=request_id,
+        )
+
+    def _paged(
+        self, path: str, params: dict[str, str], *, permission: str
+    ) -> Iterator[dict[str, Any]]:
+        """Every object of a collection, following `@odata.nextLink` verbatim."""
+        url: str | None = self._url(path, {**params, "$top": str(PAGE_SIZE)})
+        seen: set[str] = set()
+        while url:
+            body = self.get_json(url, permission=permission)
+            value = body.get("value")
+            if not isinstance(value, list):
+                raise GraphBadResponse(
+                    "Microsoft Graph sent a page without a list of objects ('value').",
+                    request_id=self.stats.last_request_id,
+                )
+            yield from value
+            next_link = body.get("@odata.nextLink")
+            if next_link is None:
+                return
+            if not isinstance(next_link, str) or next_link in seen:
+                raise GraphBadResponse(
+                    "Microsoft Graph sent the same next-page link twice; the listing would "
+                    "never end.",
+                    request_id=self.stats.last_request_id,
+                )
+            seen.add(next_link)
+            url = next_link
+
+    # --- reads --------------------------------------------------------------------------------
+
+    def organization(self) -> Organization:
+        """The tenant itself: its id, name and verified domains."""
+        body = self.get_json(
+            self._url("organization", {"$select": ",".join(ORGANIZATION_FIELDS)}),
+            permission=PERMISSION_ORGANIZATION,
+        )
+        orgs = body.get("value")
+        if not isinstance(orgs, list) or not orgs or not isinstance(orgs[0], dict):
+            raise GraphBadResponse(
+                "Microsoft Graph returned no organization for this tenant.",
+                request_id=self.stats.last_request_id,
+            )
+        return _organization(orgs[0])
+
+    def service_principal(self, app_id: str) -> ServicePrincipal:
+        """The tenant's service principal of an application (the Authentication app)."""
+        try:
+            body = self.get_json(
+                self._url(
+                    f"servicePrincipals(appId='{_guid(app_id)}')",
+                    {"$select": ",".join(SERVICE_PRINCIPAL_FIELDS)},
+                ),
+                permission=PERMISSION_APPS,
+            )
+        except GraphNotFound as exc:
+            raise _authentication_app_missing(app_id, exc.request_id) from exc
+        return _service_principal(body)
+
+    def app_role_assignments(self, app_id: str) -> list[AppRoleAssignment]:
+        """Users, groups and service principals assigned to an application."""
+        path = f"servicePrincipals(appId='{_guid(app_id)}')/appRoleAssignedTo"
+        try:
+            items = list(
+                self._paged(
+                    path, {"$select": ",".join(ASSIGNMENT_FIELDS)}, permission=PERMISSION_APPS
+                )
+            )
+        except GraphNotFound as exc:
+            raise _authentication_app_missing(app_id, exc.request_id) from exc
+        return [_assignment(item) for item in items]
+
+    def groups(self) -> Iterator[GraphGroup]:
+        """Every group in the tenant."""
+        for item in self._paged(
+            "groups", {"$select": ",".join(GROUP_FIELDS)}, permission=PERMISSION_MEMBERS
+        ):
+            yield _group(item)
+
+    def group(self, group_id: str) -> GraphGroup:
+        body = self.get_json(
+            self._url(f"groups/{quote(group_id, safe='')}", {"$select": ",".join(GROUP_FIELDS)}),
+            permission=PERMISSION_MEMBERS,
+        )
+        return _group(body)
+
+    def group_transitive_users(self, group_id: str) -> list[GraphUser]:
+        """The users in a group, directly or through nested groups (other members skipped)."""
+        path = f"groups/{quote(group_id, safe='')}/transitiveMembers/microsoft.graph.user"
+        users = []
+        for item in self._paged(
+            path, {"$select": ",".join(USER_FIELDS)}, permission=PERMISSION_MEMBERS
+        ):
+            odata_type = item.get("@odata.type") if isinstance(item, dict) else None
+            if odata_type not in (None, "#microsoft.graph.user"):
+                continue  # a cast already filters; stay safe if a proxy ignores it
+            if isinstance(item, dict) and item.get("id") and not item.get("userPrincipalName"):
+                # Graph hides the properties of objects the app may not read: see "Limited
+                # information returned for inaccessible member objects".
+                raise GraphForbidden(
+                    "Microsoft Graph returned group members without their properties, so the "
+                    f"Directory Sync application cannot read users: it needs {PERMISSION_USERS}.",
+                    request_id=self.stats.last_request_id,
+                )
+            users.append(_user(item))
+        return users
+
+    def user(self, id_or_upn: str) -> GraphUser:
+        body = self.get_json(
+            self._url(f"users/{quote(id_or_upn, safe='@')}", {"$select": ",".join(USER_FIELDS)}),
+            permission=PERMISSION_USERS,
+        )
+        return _user(body)
+
+
+# --- JSON -> dataclasses -----------------------------------------------------------------------
+
+
+def _guid(value: str) -> str:
+    if not is_guid(value):
+        raise GraphNotAssigned(
+            f"{value!r} is not an application (client) id.",
+            remediation="Set ENTRA_AUTH_CLIENT_ID to the Authentication application's "
+            "Application (client) ID, a GUID.",
+        )
+    return value
+
+
+def _authentication_app_missing(app_id: str, request_id: str | None) -> GraphNotAssigned:
+    return GraphNotAssigned(
+        f"The Authentication application ({app_id}) has no service principal in this tenant, "
+        "so no groups can be assigned to it.",
+        remediation="Have a tenant administrator sign in to the Authentication application "
+        "once (or grant it admin consent) so it appears under Enterprise applications, then "
+        "assign groups to it. Or check ENTRA_AUTH_CLIENT_ID.",
+        request_id=request_id,
+    )
+
+
+def _require_id(item: Any, kind: str) -> dict[str, Any]:
+    if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not item["id"]:
+        raise GraphBadResponse(f"Microsoft Graph sent a {kind} without an id.")
+    return item
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _user(item: Any) -> GraphUser:
+    data = _require_id(item, "user")
+    enabled = data.get("accountEnabled")
+    return GraphUser(
+        id=data["id"],
+        user_principal_name=_text(data.get("userPrincipalName")) or "",
+        mail=_text(data.get("mail")) or None,
+        display_name=_text(data.get("displayName")) or "",
+        given_name=_text(data.get("givenName")),
+        surname=_text(data.get("surname")),
+        account_enabled=enabled if isinstance(enabled, bool) else True,
+        user_type=_text(data.get("userType")) or "Member",
+    )
+
+
+def _group(item: Any) -> GraphGroup:
+    data = _require_id(item, "group")
+    types = data.get("groupTypes") if isinstance(data.get("groupTypes"), list) else []
+    return GraphGroup(
+        id=data["id"],
+        display_name=_text(data.get("displayName")) or "",
+        description=_text(data.get("description")),
+        mail=_text(data.get("mail")) or None,
+        mail_enabled=bool(data.get("mailEnabled")),
+        security_enabled=bool(data.get("securityEnabled")),
+        group_types=tuple(t for t in types if isinstance(t, str)),
+    )
+
+
+def _assignment(item: Any) -> AppRoleAssignment:
+    data = _require_id(item, "app role assignment")
+    principal_id = data.get("principalId")
+    if not isinstance(principal_id, str) or not principal_id:
+        raise GraphBadResponse("Microsoft Graph sent an app role assignment without principalId.")
+    return AppRoleAssignment(
+        id=data["id"],
+        principal_id=principal_id,
+        principal_type=_text(data.get("principalType")) or "",
+        principal_display_name=_text(data.get("principalDisplayName")) or "",
+    )
+
+
+def _organization(item: Any) -> Organization:
+    data = _require_id(item, "organization")
+    domains = [d for d in data.get("verifiedDomains") or [] if isinstance(d, dict)]
+    default = next((d.get("name") for d in domains if d.get("isDefault")), None)
+    return Organization(
+        id=data["id"],
+        display_name=_text(data.get("displayName")) or "",
+        verified_domains=tuple(str(d.get("name")) for d in domains if d.get("name")),
+        default_domain=_text(default),
+    )
+
+
+def _service_principal(item: Any) -> ServicePrincipal:
+    data = _require_id(item, "service principal")
+    return ServicePrincipal(
+        id=data["id"],
+        app_id=_text(data.get("appId")) or "",
+        display_name=_text(data.get("displayName")) or "",
+        app_role_assignment_required=bool(data.get("appRoleAssignmentRequired")),
+    )

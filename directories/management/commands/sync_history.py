@@ -1,0 +1,54 @@
+"""manage.py sync_history [NAME] [--failures] [--json] [--limit N]"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from directories.selectors import sync_run_summary, sync_runs_recent
+from directories.services import DirectoryInputError, directory_get
+
+
+class Command(BaseCommand):
+    help = "Show recent sync runs, newest first."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("directory", nargs="?", help="Only this directory (name or id)")
+        parser.add_argument("--failures", action="store_true", help="Only failed and held runs")
+        parser.add_argument("--json", action="store_true")
+        parser.add_argument("--limit", type=int, default=20)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        directory = None
+        if options["directory"]:
+            try:
+                directory = directory_get(options["directory"])
+            except DirectoryInputError as exc:
+                raise CommandError(str(exc)) from exc
+        runs = list(
+            sync_runs_recent(
+                directory=directory,
+                failures_only=options["failures"],
+                limit=max(1, options["limit"]),
+            )
+        )
+        if options["json"]:
+            self.stdout.write(json.dumps([sync_run_summary(run) for run in runs], indent=2))
+            return
+        if not runs:
+            self.stdout.write("No sync runs yet.")
+            return
+        for run in runs:
+            duration = f"{run.duration.total_seconds():.1f}s" if run.duration else "-"
+            if run.error_class:
+                detail = f"[{run.error_class}] {run.error_message}"
+                if run.graph_request_id:
+                    detail += f" (request-id {run.graph_request_id})"
+            else:
+                detail = run.summary()
+            self.stdout.write(
+                f"#{run.pk} {run.started_at:%Y-%m-%d %H:%M:%S} {run.directory.name} "
+                f"{run.get_trigger_display()} {run.get_status_display()} {duration} {detail}"
+            )

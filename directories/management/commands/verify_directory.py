@@ -1,0 +1,41 @@
+"""manage.py verify_directory NAME [--tenant-id GUID]"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from directories.graph import GraphError
+from directories.services import DirectoryInputError, directory_get, directory_verify
+
+
+class Command(BaseCommand):
+    help = (
+        "Check with the Directory Sync app's own credentials that the tenant can be read "
+        "(organization and, in assigned mode, the Authentication app) and mark it verified."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("directory", help="Directory name or id")
+        parser.add_argument("--tenant-id", default="", help="The Entra ID tenant id (GUID)")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            directory = directory_get(options["directory"])
+            result = directory_verify(directory=directory, tenant_id=options["tenant_id"])
+        except (DirectoryInputError, GraphError) as exc:
+            raise CommandError(f"Verification failed: {exc}") from exc
+        org = result.organization
+        domain = f", {org.default_domain}" if org.default_domain else ""
+        self.stdout.write(f"Connected to {org.display_name} (tenant id {org.id}{domain}).")
+        if result.assigned_groups is not None:
+            if result.assigned_groups:
+                self.stdout.write(
+                    f"{result.assigned_groups} group(s) are assigned to the Authentication app."
+                )
+            else:
+                self.stderr.write(
+                    "Warning: no groups are assigned to the Authentication app yet; assign "
+                    "groups in Entra ID (needs P1/P2) before the first sync."
+                )

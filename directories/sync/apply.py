@@ -1,0 +1,89 @@
+"""Apply: write a plan in one transaction with bulk statements."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from itertools import islice
+from typing import Any, TypeVar
+
+from django.db import models, transaction
+
+from directories.models import Directory
+from identities.models import Membership, SyncedGroup, SyncedUser
+
+from .plan import GROUP_FIELDS, USER_FIELDS, ObjectChanges, SyncPlan
+
+BATCH = 500
+T = TypeVar("T")
+
+
+def _chunks(items: Iterable[T], size: int = BATCH) -> Iterator[list[T]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def _apply_objects(
+    model: type[models.Model],
+    directory: Directory,
+    changes: ObjectChanges,
+    fields: tuple[str, ...],
+    now: datetime,
+) -> dict[str, int]:
+    """Create, update, revive and mark removed; return the pk of every row by Entra id."""
+    manager: Any = model.objects
+    created = manager.bulk_create(
+        [
+            model(
+                directory=directory,
+                entra_id=entra_id,
+                first_synced_at=now,
+                changed_at=now,
+                **values,
+            )
+            for entra_id, values in changes.create.items()
+        ],
+        batch_size=BATCH,
+    )
+    changed = [
+        model(pk=pk, changed_at=now, removed_at=None, **values)
+        for pk, values in (*changes.update.items(), *changes.revive.items())
+    ]
+    manager.bulk_update(changed, [*fields, "changed_at", "removed_at"], batch_size=BATCH)
+    for pks in _chunks(changes.remove):
+        manager.filter(pk__in=pks).update(removed_at=now)
+
+    pk_by_entra_id = dict(changes.pk_by_entra_id)
+    if any(obj.pk is None for obj in created):  # a backend that cannot return new ids
+        pk_by_entra_id.update(
+            manager.filter(directory=directory, entra_id__in=list(changes.create)).values_list(
+                "entra_id", "pk"
+            )
+        )
+    else:
+        pk_by_entra_id.update((obj.entra_id, obj.pk) for obj in created)
+    return pk_by_entra_id
+
+
+def apply_plan(*, directory: Directory, plan: SyncPlan, now: datetime) -> None:
+    """Write everything or nothing."""
+    with transaction.atomic():
+        user_pks = _apply_objects(SyncedUser, directory, plan.users, USER_FIELDS, now)
+        group_pks = _apply_objects(SyncedGroup, directory, plan.groups, GROUP_FIELDS, now)
+        Membership.objects.bulk_create(
+            [
+                Membership(
+                    directory=directory,
+                    group_id=group_pks[group_id],
+                    user_id=user_pks[user_id],
+                    first_synced_at=now,
+                )
+                for group_id, user_id in plan.memberships_create
+            ],
+            batch_size=BATCH,
+        )
+        for pks in _chunks(plan.memberships_revive):
+            Membership.objects.filter(pk__in=pks).update(removed_at=None)
+        for pks in _chunks(plan.memberships_remove):
+            Membership.objects.filter(pk__in=pks).update(removed_at=now)

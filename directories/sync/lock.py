@@ -1,0 +1,77 @@
+"""One sync per directory at a time, across processes and machines, via the database.
+
+The lock is a token and an expiry on the directory row, taken with a single conditional
+UPDATE (atomic on SQLite and PostgreSQL alike). The holder renews it while it works; if the
+holder dies, the lock expires and the next run takes it over.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+from django.db.models import Q
+from django.utils import timezone
+
+from directories.models import Directory
+
+
+class SyncAlreadyRunning(Exception):
+    """Another sync of the same directory holds the lock."""
+
+
+class SyncLockLost(Exception):
+    """Our lock expired and another run took it: stop before writing anything."""
+
+
+class DirectoryLock:
+    def __init__(self, directory_id: int, ttl_seconds: int) -> None:
+        self.directory_id = directory_id
+        self.ttl = timedelta(seconds=ttl_seconds)
+        self.token = uuid.uuid4().hex
+        self._renewed_at = 0.0
+
+    def acquire(self) -> bool:
+        now = timezone.now()
+        taken = (
+            Directory.objects.filter(pk=self.directory_id)
+            .filter(Q(sync_lock_expires_at__isnull=True) | Q(sync_lock_expires_at__lt=now))
+            .update(sync_lock_token=self.token, sync_lock_expires_at=now + self.ttl)
+        )
+        self._renewed_at = time.monotonic()
+        return taken == 1
+
+    def renew(self, *, force: bool = False) -> None:
+        """Push the expiry forward (at most a few times per TTL); fail if the lock was taken."""
+        if not force and time.monotonic() - self._renewed_at < self.ttl.total_seconds() / 4:
+            return
+        kept = Directory.objects.filter(pk=self.directory_id, sync_lock_token=self.token).update(
+            sync_lock_expires_at=timezone.now() + self.ttl
+        )
+        self._renewed_at = time.monotonic()
+        if not kept:
+            raise SyncLockLost(
+                "This sync ran longer than the lock allows and another sync took over; "
+                "it stopped without writing anything."
+            )
+
+    def release(self) -> None:
+        Directory.objects.filter(pk=self.directory_id, sync_lock_token=self.token).update(
+            sync_lock_token="", sync_lock_expires_at=None
+        )
+
+
+@contextmanager
+def directory_lock(directory: Directory, *, ttl_seconds: int) -> Iterator[DirectoryLock]:
+    lock = DirectoryLock(directory.pk, ttl_seconds)
+    if not lock.acquire():
+        raise SyncAlreadyRunning(
+            f"A sync of {directory.name} is already running; try again when it has finished."
+        )
+    try:
+        yield lock
+    finally:
+        lock.release()

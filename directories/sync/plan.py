@@ -1,0 +1,180 @@
+"""Plan: the difference between a snapshot and what the database holds, before any write."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from directories.graph import GraphGroup, GraphUser
+from directories.models import Directory
+from identities.models import Membership, SyncedGroup, SyncedUser
+
+from .snapshot import Snapshot
+
+USER_FIELDS = (
+    "user_principal_name",
+    "mail",
+    "display_name",
+    "given_name",
+    "surname",
+    "account_enabled",
+    "user_type",
+)
+GROUP_FIELDS = (
+    "display_name",
+    "description",
+    "mail",
+    "mail_enabled",
+    "security_enabled",
+    "group_types",
+)
+
+
+def _clip(value: str | None, length: int) -> str:
+    return (value or "")[:length]
+
+
+def user_fields(user: GraphUser) -> dict[str, Any]:
+    """A Graph user as the column values of SyncedUser (no mail is stored as '')."""
+    return {
+        "user_principal_name": _clip(user.user_principal_name, 320),
+        "mail": _clip(user.mail, 320),
+        "display_name": _clip(user.display_name, 256),
+        "given_name": _clip(user.given_name, 128),
+        "surname": _clip(user.surname, 128),
+        "account_enabled": user.account_enabled,
+        "user_type": _clip(user.user_type, 16),
+    }
+
+
+def group_fields(group: GraphGroup) -> dict[str, Any]:
+    return {
+        "display_name": _clip(group.display_name, 256),
+        "description": group.description or "",
+        "mail": _clip(group.mail, 320),
+        "mail_enabled": group.mail_enabled,
+        "security_enabled": group.security_enabled,
+        "group_types": list(group.group_types),
+    }
+
+
+@dataclass
+class ObjectChanges:
+    """What happens to one kind of object (users or groups)."""
+
+    create: dict[str, dict[str, Any]] = field(default_factory=dict)  # entra id -> fields
+    update: dict[int, dict[str, Any]] = field(default_factory=dict)  # pk -> fields
+    revive: dict[int, dict[str, Any]] = field(default_factory=dict)  # pk -> fields
+    remove: dict[int, tuple[str, str]] = field(default_factory=dict)  # pk -> (entra id, name)
+    present_before: int = 0
+    seen: int = 0
+    pk_by_entra_id: dict[str, int] = field(default_factory=dict)  # existing rows
+
+    @property
+    def created(self) -> int:
+        """New and returning objects: both become present."""
+        return len(self.create) + len(self.revive)
+
+
+@dataclass
+class SyncPlan:
+    users: ObjectChanges
+    groups: ObjectChanges
+    memberships_create: list[tuple[str, str]]  # (group entra id, user entra id)
+    memberships_revive: list[int]
+    memberships_remove: list[int]
+    memberships_seen: int
+
+    @property
+    def is_empty(self) -> bool:
+        return not (
+            self.users.create
+            or self.users.update
+            or self.users.revive
+            or self.users.remove
+            or self.groups.create
+            or self.groups.update
+            or self.groups.revive
+            or self.groups.remove
+            or self.memberships_create
+            or self.memberships_revive
+            or self.memberships_remove
+        )
+
+    @property
+    def memberships_created(self) -> int:
+        return len(self.memberships_create) + len(self.memberships_revive)
+
+
+def _diff(
+    existing: list[dict[str, Any]],
+    wanted: dict[str, dict[str, Any]],
+    fields: tuple[str, ...],
+    name_field: str,
+) -> ObjectChanges:
+    changes = ObjectChanges(seen=len(wanted))
+    for row in existing:
+        entra_id = row["entra_id"]
+        changes.pk_by_entra_id[entra_id] = row["pk"]
+        new = wanted.get(entra_id)
+        if row["removed_at"] is None:
+            changes.present_before += 1
+            if new is None:
+                changes.remove[row["pk"]] = (entra_id, row[name_field])
+            elif any(row[f] != new[f] for f in fields):
+                changes.update[row["pk"]] = new
+        elif new is not None:
+            changes.revive[row["pk"]] = new
+    changes.create = {
+        entra_id: values
+        for entra_id, values in wanted.items()
+        if entra_id not in changes.pk_by_entra_id
+    }
+    return changes
+
+
+def plan_changes(*, directory: Directory, snapshot: Snapshot) -> SyncPlan:
+    """Compare the snapshot with the stored directory; reads only."""
+    users = _diff(
+        list(
+            SyncedUser.objects.filter(directory=directory).values(
+                "pk", "entra_id", "removed_at", *USER_FIELDS
+            )
+        ),
+        {u.id: user_fields(u) for u in snapshot.users.values()},
+        USER_FIELDS,
+        "user_principal_name",
+    )
+    groups = _diff(
+        list(
+            SyncedGroup.objects.filter(directory=directory).values(
+                "pk", "entra_id", "removed_at", *GROUP_FIELDS
+            )
+        ),
+        {g.id: group_fields(g) for g in snapshot.groups.values()},
+        GROUP_FIELDS,
+        "display_name",
+    )
+    entra_by_user_pk = {pk: entra for entra, pk in users.pk_by_entra_id.items()}
+    entra_by_group_pk = {pk: entra for entra, pk in groups.pk_by_entra_id.items()}
+    wanted = set(snapshot.memberships)
+    stored: set[tuple[str, str]] = set()
+    revive: list[int] = []
+    remove: list[int] = []
+    for pk, group_pk, user_pk, removed_at in Membership.objects.filter(
+        directory=directory
+    ).values_list("pk", "group_id", "user_id", "removed_at"):
+        key = (entra_by_group_pk[group_pk], entra_by_user_pk[user_pk])
+        stored.add(key)
+        if removed_at is None and key not in wanted:
+            remove.append(pk)
+        elif removed_at is not None and key in wanted:
+            revive.append(pk)
+    return SyncPlan(
+        users=users,
+        groups=groups,
+        memberships_create=sorted(wanted - stored),
+        memberships_revive=revive,
+        memberships_remove=remove,
+        memberships_seen=len(wanted),
+    )

@@ -1,0 +1,229 @@
+"""directory_sync: fetch -> plan -> guard -> apply, recorded as a SyncRun either way."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db.models import F
+from django.utils import timezone
+
+from directories.graph import ErrorClass, GraphClient, GraphError
+from directories.models import Directory, SyncMode, SyncRun
+from directories.services import authentication_app_id, graph_client_for
+
+from .apply import apply_plan
+from .guard import mass_deletion_reason, planned_removals
+from .lock import SyncLockLost, directory_lock
+from .plan import SyncPlan, plan_changes
+from .snapshot import FetchProgress, ProgressCallback, Snapshot, fetch_snapshot
+
+logger = logging.getLogger(__name__)
+
+APPROVAL_REMEDIATION = (
+    "Review the planned removals. If they are expected, approve the run in the admin or run "
+    "`manage.py sync_directory NAME --allow-mass-delete`; otherwise fix the group assignments "
+    "in Entra ID and sync again."
+)
+
+
+class SyncRefused(Exception):
+    """The directory cannot sync now (not verified, disabled); nothing was recorded."""
+
+
+@dataclass
+class SyncOutcome:
+    """What a sync did: the recorded run (None for a dry run) and the plan it computed."""
+
+    directory: Directory
+    run: SyncRun | None
+    plan: SyncPlan | None
+    dry_run: bool
+    seconds: float
+    requests: int
+    retries: int
+    error: GraphError | None = None
+
+    @property
+    def status(self) -> str:
+        if self.run is not None:
+            return self.run.status
+        return "dry_run"
+
+    @property
+    def ok(self) -> bool:
+        return self.status in (SyncRun.Status.SUCCEEDED, "dry_run")
+
+
+def _check_ready(directory: Directory) -> None:
+    if not directory.is_verified:
+        raise SyncRefused(
+            f"{directory.name} is not verified yet: use Verify Now in the admin or "
+            f"`manage.py verify_directory {directory.name} --tenant-id …`."
+        )
+    if not directory.is_enabled:
+        raise SyncRefused(f"{directory.name} is disabled: enable it to sync.")
+
+
+def _fetch(
+    directory: Directory, client: GraphClient, progress: ProgressCallback | None
+) -> Snapshot:
+    assigned = directory.sync_mode == SyncMode.ASSIGNED
+    return fetch_snapshot(
+        client=client,
+        assigned_only=assigned,
+        auth_app_id=authentication_app_id() if assigned else "",
+        progress=progress,
+        workers=settings.GRAPH_CONCURRENCY,
+    )
+
+
+def directory_sync(
+    *,
+    directory: Directory,
+    trigger: str,
+    dry_run: bool = False,
+    allow_mass_delete: bool = False,
+    client: GraphClient | None = None,
+    progress: ProgressCallback | None = None,
+) -> SyncOutcome:
+    """Bring the local copy of one directory up to date with Entra ID.
+
+    A dry run reads and plans only. A real run holds the directory's lock, records a SyncRun
+    and either applies the whole plan in one transaction or changes nothing.
+    """
+    _check_ready(directory)
+    started = time.monotonic()
+    if dry_run:
+        client = client or graph_client_for(tenant_id=directory.tenant_id)
+        plan = plan_changes(directory=directory, snapshot=_fetch(directory, client, progress))
+        return SyncOutcome(
+            directory=directory,
+            run=None,
+            plan=plan,
+            dry_run=True,
+            seconds=time.monotonic() - started,
+            requests=client.stats.requests,
+            retries=client.stats.retries,
+        )
+
+    with directory_lock(directory, ttl_seconds=settings.SYNC_LOCK_TTL_SECONDS) as lock:
+        run = SyncRun.objects.create(directory=directory, trigger=trigger)
+        plan: SyncPlan | None = None
+        error: GraphError | None = None
+        try:
+            client = client or graph_client_for(
+                tenant_id=directory.tenant_id,
+                low_priority=trigger == SyncRun.Trigger.SCHEDULE,
+            )
+
+            def on_progress(state: FetchProgress) -> None:
+                lock.renew()
+                if progress:
+                    progress(state)
+
+            plan = plan_changes(
+                directory=directory, snapshot=_fetch(directory, client, on_progress)
+            )
+            lock.renew(force=True)
+            reason = None
+            if not allow_mass_delete:
+                reason = mass_deletion_reason(
+                    plan,
+                    ratio=settings.SYNC_MASS_DELETE_RATIO,
+                    floor=settings.SYNC_MASS_DELETE_MIN,
+                )
+            if reason:
+                run.status = SyncRun.Status.NEEDS_APPROVAL
+                run.error_class = ErrorClass.NEEDS_APPROVAL
+                run.error_message = reason
+                run.error_remediation = APPROVAL_REMEDIATION
+                run.planned_removals = planned_removals(plan)
+            else:
+                apply_plan(directory=directory, plan=plan, now=timezone.now())
+                run.status = SyncRun.Status.SUCCEEDED
+        except GraphError as exc:
+            error = exc
+            _record_error(run, exc.error_class, exc.message, exc.remediation, exc.request_id)
+        except SyncLockLost as exc:
+            _record_error(run, ErrorClass.INTERNAL, str(exc), "Sync again.", None)
+        except Exception as exc:
+            _record_error(
+                run,
+                ErrorClass.INTERNAL,
+                f"Unexpected error: {type(exc).__name__}: {exc}",
+                "Nothing was changed. Report this with the server log.",
+                None,
+            )
+            _finish(directory, run, plan, client)
+            raise
+        _finish(directory, run, plan, client)
+    return SyncOutcome(
+        directory=directory,
+        run=run,
+        plan=plan,
+        dry_run=False,
+        seconds=time.monotonic() - started,
+        requests=run.graph_requests,
+        retries=run.graph_retries,
+        error=error,
+    )
+
+
+def _record_error(
+    run: SyncRun, error_class: str, message: str, remediation: str, request_id: str | None
+) -> None:
+    run.status = SyncRun.Status.FAILED
+    run.error_class = error_class
+    run.error_message = message
+    run.error_remediation = remediation
+    run.graph_request_id = request_id or ""
+
+
+def _finish(
+    directory: Directory, run: SyncRun, plan: SyncPlan | None, client: GraphClient | None
+) -> None:
+    """Save the run and the directory's summary of it."""
+    run.finished_at = timezone.now()
+    if client is not None:
+        run.graph_requests = client.stats.requests
+        run.graph_retries = client.stats.retries
+    if plan is not None:
+        run.users_seen, run.groups_seen = plan.users.seen, plan.groups.seen
+        run.memberships_seen = plan.memberships_seen
+        if run.status == SyncRun.Status.SUCCEEDED:
+            run.users_created = plan.users.created
+            run.users_updated = len(plan.users.update)
+            run.users_removed = len(plan.users.remove)
+            run.groups_created = plan.groups.created
+            run.groups_updated = len(plan.groups.update)
+            run.groups_removed = len(plan.groups.remove)
+            run.memberships_created = plan.memberships_created
+            run.memberships_removed = len(plan.memberships_remove)
+    run.save()
+
+    summary: dict[str, Any] = {
+        "last_sync_at": run.finished_at,
+        "last_sync_status": run.status,
+        "error_class": run.error_class,
+        "error_message": run.error_message,
+    }
+    if run.status == SyncRun.Status.SUCCEEDED:
+        summary |= {
+            "last_success_at": run.finished_at,
+            "last_sync_summary": run.summary()[:255],
+            "consecutive_failures": 0,
+        }
+    elif run.status == SyncRun.Status.FAILED:
+        summary |= {
+            "last_sync_summary": f"Failed: {run.error_message}"[:255],
+            "consecutive_failures": F("consecutive_failures") + 1,
+        }
+        logger.warning("Sync of %s failed (%s): %s", directory, run.error_class, run.error_message)
+    else:
+        summary["last_sync_summary"] = "Waiting for approval of a mass deletion"
+    Directory.objects.filter(pk=directory.pk).update(**summary)
+    directory.refresh_from_db()
