@@ -77,7 +77,9 @@ def test_it_syncs_only_the_groups_assigned_to_the_authentication_app(
     assert (run.users_created, run.groups_created, run.memberships_created) == (2, 1, 2)
 
 
-def test_it_syncs_every_group_in_all_groups_mode(graph: FakeGraph, all_directory: Directory) -> None:
+def test_it_syncs_every_group_in_all_groups_mode(
+    graph: FakeGraph, all_directory: Directory
+) -> None:
     ada, eve = make_user("Ada"), make_user("Eve")
     graph.add_group(make_group("Engineering"), [ada])
     graph.add_group(make_group("Sales"), [eve], assigned=False)
@@ -162,7 +164,9 @@ def test_a_user_without_mail_is_kept_by_its_upn(graph: FakeGraph, all_directory:
     assert user.user_principal_name == "nomail@contoso.onmicrosoft.com"
 
 
-def test_a_user_in_several_groups_is_stored_once(graph: FakeGraph, all_directory: Directory) -> None:
+def test_a_user_in_several_groups_is_stored_once(
+    graph: FakeGraph, all_directory: Directory
+) -> None:
     ada = make_user("Ada")
     graph.add_group(make_group("Engineering"), [ada])
     graph.add_group(make_group("Everyone"), [ada, make_user("Bob")])

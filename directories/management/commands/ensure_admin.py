@@ -1,4 +1,4 @@
-"""manage.py ensure_admin: create a first admin account when there is none, and say how to log in."""
+"""manage.py ensure_admin: create a first admin account when there is none; say how to log in."""
 
 from __future__ import annotations
 
