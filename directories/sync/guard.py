@@ -12,16 +12,26 @@ LISTED_REMOVALS = 500  # enough to review; the counts are always complete
 def mass_deletion_reason(plan: SyncPlan, *, ratio: float, floor: int) -> str | None:
     """Why this plan must be approved first, or None when it may be applied.
 
-    Removing every present object of a kind is always held, however small the directory:
-    an empty answer from Graph must never silently wipe a directory.
+    A run that would leave no users, groups or memberships at all is always held, however
+    small the directory: an empty answer from Graph must never silently wipe it.
     """
     reasons = []
-    for kind, changes in (("users", plan.users), ("groups", plan.groups)):
-        removed, before = len(changes.remove), changes.present_before
+    for kind, removed, before, after in (
+        ("users", len(plan.users.remove), plan.users.present_before, plan.users.seen),
+        ("groups", len(plan.groups.remove), plan.groups.present_before, plan.groups.seen),
+        # An empty member list for a big group removes no user who is in another group,
+        # but it is the same kind of bad answer.
+        (
+            "memberships",
+            len(plan.memberships_remove),
+            plan.memberships_present_before,
+            plan.memberships_seen,
+        ),
+    ):
         if not removed:
             continue
         share = removed / before if before else 1.0
-        if removed == before or (removed > floor and share > ratio):
+        if after == 0 or (removed > floor and share > ratio):
             reasons.append(f"{removed} of {before} {kind} ({share:.0%})")
     if not reasons:
         return None

@@ -84,6 +84,7 @@ class SyncPlan:
     memberships_revive: list[int]
     memberships_remove: list[int]
     memberships_seen: int
+    memberships_present_before: int = 0
 
     @property
     def is_empty(self) -> bool:
@@ -161,11 +162,13 @@ def plan_changes(*, directory: Directory, snapshot: Snapshot) -> SyncPlan:
     stored: set[tuple[str, str]] = set()
     revive: list[int] = []
     remove: list[int] = []
+    present_before = 0
     for pk, group_pk, user_pk, removed_at in Membership.objects.filter(
         directory=directory
     ).values_list("pk", "group_id", "user_id", "removed_at"):
         key = (entra_by_group_pk[group_pk], entra_by_user_pk[user_pk])
         stored.add(key)
+        present_before += removed_at is None
         if removed_at is None and key not in wanted:
             remove.append(pk)
         elif removed_at is not None and key in wanted:
@@ -177,4 +180,5 @@ def plan_changes(*, directory: Directory, snapshot: Snapshot) -> SyncPlan:
         memberships_revive=revive,
         memberships_remove=remove,
         memberships_seen=len(wanted),
+        memberships_present_before=present_before,
     )

@@ -99,11 +99,10 @@ def directory_sync(
     started = time.monotonic()
     if dry_run:
         client = client or graph_client_for(tenant_id=directory.tenant_id)
-        plan = plan_changes(directory=directory, snapshot=_fetch(directory, client, progress))
         return SyncOutcome(
             directory=directory,
             run=None,
-            plan=plan,
+            plan=plan_changes(directory=directory, snapshot=_fetch(directory, client, progress)),
             dry_run=True,
             seconds=time.monotonic() - started,
             requests=client.stats.requests,

@@ -462,3 +462,33 @@ def test_two_concurrent_syncs_of_one_directory_run_one_at_a_time() -> None:
 
     assert results == [SyncRun.Status.SUCCEEDED]
     assert SyncRun.objects.filter(directory=directory).count() == 1
+
+
+def test_emptying_a_big_group_is_held_even_if_its_users_stay(
+    graph: FakeGraph, all_directory: Directory
+) -> None:
+    users = [make_user(f"User{i:03}") for i in range(60)]
+    everyone = graph.add_group(make_group("Everyone"), users)
+    graph.add_group(make_group("Staff"), users)
+    sync(all_directory, graph)
+    graph.set_members(everyone.id, [])
+
+    run = sync(all_directory, graph)
+
+    assert run.status == SyncRun.Status.NEEDS_APPROVAL
+    assert "60 of 120 memberships (50%)" in run.error_message
+    assert run.planned_removals["memberships_count"] == 60
+    assert members_of("Everyone") == {u.display_name for u in users}
+
+
+def test_replacing_the_only_user_of_a_tiny_directory_is_not_a_mass_deletion(
+    graph: FakeGraph, all_directory: Directory
+) -> None:
+    group = graph.add_group(make_group("Founders"), [make_user("Ada")])
+    sync(all_directory, graph)
+    graph.set_members(group.id, [make_user("Bob")])
+
+    run = sync(all_directory, graph)
+
+    assert run.status == SyncRun.Status.SUCCEEDED
+    assert (run.users_created, run.users_removed) == (1, 1)
