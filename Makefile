@@ -21,6 +21,7 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy directories identities config
 
 format: install
 	$(BIN)/ruff format .

@@ -12,7 +12,7 @@ from django.db import models
 from directories.models import Directory
 
 
-class PresentQuerySet(models.QuerySet):
+class PresentQuerySet(models.QuerySet[models.Model]):
     def present(self) -> PresentQuerySet:
         return self.filter(removed_at__isnull=True)
 

@@ -278,7 +278,7 @@ class GraphClient:
         return url
 
     def _backoff(self, attempt: int) -> float:
-        delay = min(self.settings.backoff_cap, self.settings.backoff_base * 2**attempt)
+        delay: float = min(self.settings.backoff_cap, self.settings.backoff_base * 2.0**attempt)
         return delay * random.uniform(0.5, 1.0)
 
     def _count(self, *, retry: bool = False, request_id: str | None = None) -> None:
@@ -566,7 +566,9 @@ def _user(item: Any) -> GraphUser:
 
 def _group(item: Any) -> GraphGroup:
     data = _require_id(item, "group")
-    types = data.get("groupTypes") if isinstance(data.get("groupTypes"), list) else []
+    types = data.get("groupTypes")
+    if not isinstance(types, list):
+        types = []
     return GraphGroup(
         id=data["id"],
         display_name=_text(data.get("displayName")) or "",

@@ -32,7 +32,7 @@ def _apply_objects(
     now: datetime,
 ) -> dict[str, int]:
     """Create, update, revive and mark removed; return the pk of every row by Entra id."""
-    manager: Any = model.objects
+    manager: Any = model._default_manager
     created = manager.bulk_create(
         [
             model(
