@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import django_stubs_ext
 import environ
+
+# Lets typed code subscript Django generics (ModelAdmin[Directory]) at run time.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
