@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
 
 
 @dataclass
@@ -27,7 +27,7 @@ class EmuRequest:
         return self._lower_headers.get(name.lower(), default)
 
     @cached_property
-    def split(self) -> Any:
+    def split(self) -> SplitResult:
         return urlsplit(self.url)
 
     @property

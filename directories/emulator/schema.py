@@ -17,7 +17,9 @@ from __future__ import annotations
 from typing import Any
 
 
-def _table(nullable: str = "", collections: str = "", false: str = "", zero: str = "") -> dict:
+def _table(
+    nullable: str = "", collections: str = "", false: str = "", zero: str = ""
+) -> dict[str, Any]:
     table: dict[str, Any] = dict.fromkeys(nullable.split())
     table.update({name: () for name in collections.split()})  # () -> [] when rendered
     table.update(dict.fromkeys(false.split(), False))
@@ -118,7 +120,9 @@ ORG_CONTACT = _table(
     companyName deletedDateTime department displayName givenName id jobTitle mail mailNickname
     onPremisesLastSyncDateTime onPremisesSyncEnabled surname
     """,
-    collections="addresses onPremisesProvisioningErrors phones proxyAddresses serviceProvisioningErrors",
+    collections="""
+    addresses onPremisesProvisioningErrors phones proxyAddresses serviceProvisioningErrors
+    """,
 )
 
 DIRECTORY_OBJECT = _table(nullable="id deletedDateTime")
@@ -241,7 +245,6 @@ ORGANIZATION_DEFAULT = (
     "technicalNotificationMails",
     "tenantType",
     "assignedPlans",
-    "privacyProfile",
     "provisionedPlans",
     "verifiedDomains",
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import itertools
 import json
 import math
 import random
@@ -148,7 +149,10 @@ class EmuTenant:
             return user
         index = self._cache.get("upn")
         if index is None or index[0] != self.version:
-            index = (self.version, {u.user_principal_name.lower(): u.id for u in self.users.values()})
+            index = (
+                self.version,
+                {u.user_principal_name.lower(): u.id for u in self.users.values()},
+            )
             self._cache["upn"] = index
         found = self.users.get(index[1].get(folded, ""))
         if found is not None and found.user_principal_name.lower() == folded:
@@ -175,7 +179,8 @@ class EmuTenant:
             key = ("kind", group_id, kind)
             entry = self._cache.get(key)
             if entry is not None and entry[0] is base:
-                return entry[1]
+                cached: tuple[str, ...] = entry[1]
+                return cached
             filtered = tuple(m for m in base if self.kind_of(m) == kind)
             self._cache[key] = (base, filtered)
             return filtered
@@ -188,11 +193,12 @@ class EmuTenant:
         key = ("closure", group_id)
         entry = self._cache.get(key)
         if entry is not None:
-            version, visited, ids = entry
+            version, visited = entry[0], entry[1]
+            cached: tuple[str, ...] = entry[2]
             if version == self.version and all(
                 len(g.member_ids) == n and self.groups.get(g.id) is g for g, n in visited
             ):
-                return ids
+                return cached
         root = self.groups[group_id]
         seen = {group_id}  # a group is not its own member, even through a cycle
         out: list[str] = []
@@ -283,7 +289,9 @@ class EmuTenant:
             group.member_ids.remove(member_id)
         self.touch()
 
-    def assign_group(self, group_id: str, *, app_role_id: str = DEFAULT_APP_ROLE_ID) -> EmuAssignment:
+    def assign_group(
+        self, group_id: str, *, app_role_id: str = DEFAULT_APP_ROLE_ID
+    ) -> EmuAssignment:
         """Assign a group to the Authentication app (Enterprise applications > Users and groups)."""
         group = self.groups[group_id]
         return self._assign(group_id, "Group", group.display_name, app_role_id)
@@ -379,17 +387,103 @@ def _utc_now() -> str:
 # --- generation -------------------------------------------------------------------------------
 
 FIRST_NAMES = (
-    "Adele Alex Allan Amara Ben Bianca Brian Cameron Chloe Christie Daniel Debra Diego Emily "
-    "Enrico Fatima Grace Grady Hannah Henrietta Irvin Isaiah Jamal Johanna Joni Kenji Lee Lidia "
-    "Lucas Lynne Maria Megan Miriam Mohammed Nestor Olivia Omar Patti Pradeep Priya Raul Rosa "
-    "Sam Sofia Tanya Tom Victor Wanda Yuki Zara"
-).split()
+    "Adele",
+    "Alex",
+    "Allan",
+    "Amara",
+    "Ben",
+    "Bianca",
+    "Brian",
+    "Cameron",
+    "Chloe",
+    "Christie",
+    "Daniel",
+    "Debra",
+    "Diego",
+    "Emily",
+    "Enrico",
+    "Fatima",
+    "Grace",
+    "Grady",
+    "Hannah",
+    "Henrietta",
+    "Irvin",
+    "Isaiah",
+    "Jamal",
+    "Johanna",
+    "Joni",
+    "Kenji",
+    "Lee",
+    "Lidia",
+    "Lucas",
+    "Lynne",
+    "Maria",
+    "Megan",
+    "Miriam",
+    "Mohammed",
+    "Nestor",
+    "Olivia",
+    "Omar",
+    "Patti",
+    "Pradeep",
+    "Priya",
+    "Raul",
+    "Rosa",
+    "Sam",
+    "Sofia",
+    "Tanya",
+    "Tom",
+    "Victor",
+    "Wanda",
+    "Yuki",
+    "Zara",
+)
 LAST_NAMES = (
-    "Adams Archie Berger Bowen Brown Cline Costa Deyoung Diaz Evans Garcia Gibbs Gonzales Hall "
-    "Holloway Ito Johnson Kemp Khan Kim Larsen Lee Martin Mittelstaedt Nguyen Novak Okafor "
-    "Patel Pires Reyes Rossi Schmidt Sherman Siciliani Silva Smith Tanaka Taylor Vance White "
-    "Wilber Wilkins Wong Young"
-).split()
+    "Adams",
+    "Archie",
+    "Berger",
+    "Bowen",
+    "Brown",
+    "Cline",
+    "Costa",
+    "Deyoung",
+    "Diaz",
+    "Evans",
+    "Garcia",
+    "Gibbs",
+    "Gonzales",
+    "Hall",
+    "Holloway",
+    "Ito",
+    "Johnson",
+    "Kemp",
+    "Khan",
+    "Kim",
+    "Larsen",
+    "Lee",
+    "Martin",
+    "Mittelstaedt",
+    "Nguyen",
+    "Novak",
+    "Okafor",
+    "Patel",
+    "Pires",
+    "Reyes",
+    "Rossi",
+    "Schmidt",
+    "Sherman",
+    "Siciliani",
+    "Silva",
+    "Smith",
+    "Tanaka",
+    "Taylor",
+    "Vance",
+    "White",
+    "Wilber",
+    "Wilkins",
+    "Wong",
+    "Young",
+)
 # (given name, surname, display name, ascii given, ascii surname): names that test Unicode.
 UNICODE_PEOPLE = (
     ("Zoë", "Ångström", "Zoë Ångström", "zoe", "angstrom"),
@@ -405,7 +499,7 @@ UNICODE_PEOPLE = (
     ("Thị Hoa", "Nguyễn", "Nguyễn Thị Hoa", "hoa", "nguyen"),
     ("Jürgen", "Weiß", "Jürgen Weiß", "juergen", "weiss"),
     ("Siobhán", "Ó Briain", "Siobhán Ó Briain", "siobhan", "obriain"),
-    ("Ayşe", "Yılmaz", "Ayşe Yılmaz", "ayse", "yilmaz"),
+    ("Ayşe", "Yılmaz", "Ayşe Yılmaz", "ayse", "yilmaz"),  # noqa: RUF001
 )
 GUEST_DOMAINS = ("example.com", "fabrikam.com", "outlook.com", "gmail.com", "partner.example.org")
 JOB_TITLES = (
@@ -422,9 +516,27 @@ JOB_TITLES = (
     None,
 )
 DEPARTMENTS = (
-    "Finance Sales Marketing Engineering Legal HR Support Operations Research IT Procurement "
-    "Security Design Product Data Facilities Training Quality Logistics Communications"
-).split()
+    "Finance",
+    "Sales",
+    "Marketing",
+    "Engineering",
+    "Legal",
+    "HR",
+    "Support",
+    "Operations",
+    "Research",
+    "IT",
+    "Procurement",
+    "Security",
+    "Design",
+    "Product",
+    "Data",
+    "Facilities",
+    "Training",
+    "Quality",
+    "Logistics",
+    "Communications",
+)
 GROUP_KINDS = (
     "Team",
     "Managers",
@@ -485,7 +597,7 @@ def generate_tenant(
 
     Shape: an "All staff" group holding every user; with 10+ groups, three large site groups
     splitting the users; the other groups have log-normally distributed sizes around
-    `members_per_group` (default 80 for large tenants, so typical groups hold 20–200), and
+    `members_per_group` (default 80 for large tenants, so typical groups hold 20-200), and
     every user is in at least one of them. Some security groups are nested in chains
     `nesting_depth` deep. Microsoft 365 ("Unified") groups never contain groups.
     """
@@ -635,7 +747,7 @@ def generate_tenant(
         chains = max(1, len(nestable) // 15) if len(nestable) >= chain_length else 0
         for c in range(chains):
             chain = nestable[c * chain_length : (c + 1) * chain_length]
-            for parent, child in zip(chain, chain[1:], strict=False):
+            for parent, child in itertools.pairwise(chain):
                 parent.member_ids.append(child.id)
 
     if pool:
@@ -655,7 +767,9 @@ def generate_tenant(
         tenant.assignments.append(_assignment(rng, uid, "User", tenant.users[uid].display_name))
     principals = [o for o in pool if o.odata_type == ODATA_SERVICE_PRINCIPAL]
     for other in principals[:assigned_service_principals]:
-        tenant.assignments.append(_assignment(rng, other.id, "ServicePrincipal", other.display_name))
+        tenant.assignments.append(
+            _assignment(rng, other.id, "ServicePrincipal", other.display_name)
+        )
     for assignment in tenant.assignments:
         assignment.created = created
     return tenant

@@ -70,7 +70,9 @@ class TokenStore:
         }
         header = _b64(json.dumps({"typ": "JWT", "alg": "HS256", "kid": "emulator"}).encode())
         payload = _b64(json.dumps(claims, separators=(",", ":")).encode())
-        signature = _b64(hmac.new(self._key, f"{header}.{payload}".encode(), hashlib.sha256).digest())
+        signature = _b64(
+            hmac.new(self._key, f"{header}.{payload}".encode(), hashlib.sha256).digest()
+        )
         info = TokenInfo(
             token=f"{header}.{payload}.{signature}",
             tenant_id=tenant_id,
