@@ -255,7 +255,8 @@ class GraphClient:
             # MSAL raises ValueError when the authority's OpenID configuration is refused,
             # which is how an unknown tenant shows up.
             raise GraphWrongTenant(
-                f"The login service does not know tenant {self.tenant_id} ({exc})"
+                f"Tenant {self.tenant_id} was not found in Microsoft Entra ID (the login "
+                "service refused its OpenID configuration)."
             ) from exc
 
     def _access_token(self) -> str:

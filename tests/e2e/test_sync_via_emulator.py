@@ -203,7 +203,7 @@ def test_a_missing_user_permission_names_it(tenant: EmuTenant, emulator: Emulato
     )
     add_and_verify(tenant, "all")
 
-    with pytest.raises(CommandError, match="needs User.Read.All"):
+    with pytest.raises(CommandError, match=r"needs User\.Read\.All"):
         call_command("sync_directory", "Contoso", stdout=io.StringIO())
     assert SyncRun.objects.get().error_class == "forbidden"
 
@@ -220,7 +220,7 @@ def test_verify_explains_a_missing_authentication_app(tenant: EmuTenant) -> None
 def test_verify_explains_an_unknown_tenant(tenant: EmuTenant) -> None:
     command("add_directory", "--name", "Contoso", "--mode", "all")
 
-    with pytest.raises(CommandError, match="wrong|not found|does not know"):
+    with pytest.raises(CommandError, match=r"Tenant 0bad0bad-.* was not found in Microsoft Entra"):
         call_command(
             "verify_directory", "Contoso", "--tenant-id", "0bad0bad-0000-4000-8000-000000000000"
         )
