@@ -244,6 +244,7 @@ class GraphClient:
         self._sleep = sleep or time.sleep
         self._lock = threading.Lock()
         self._graph_host = urlsplit(settings.graph_url).netloc
+        self._graph_scheme = urlsplit(settings.graph_url).scheme
         self._scope = f"{settings.graph_url}/.default"
 
     # --- tokens -------------------------------------------------------------------------------
@@ -293,7 +294,8 @@ class GraphClient:
 
     def get_json(self, url: str, *, permission: str) -> dict[str, Any]:
         """GET one Graph URL and return its JSON object, retrying what is worth retrying."""
-        if urlsplit(url).netloc != self._graph_host:
+        # Scheme too: an http:// next link would send the bearer token in clear text.
+        if urlsplit(url).netloc != self._graph_host or urlsplit(url).scheme != self._graph_scheme:
             raise GraphBadResponse(f"Graph pointed to another host ({urlsplit(url).netloc}).")
         token_refreshed = False
         attempt = 0
@@ -311,10 +313,18 @@ class GraphClient:
                 response = self._session.get(
                     url, headers=headers, timeout=self.settings.timeout, verify=self.settings.verify
                 )
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                failure = GraphTransient(
-                    f"Could not reach Microsoft ({type(exc).__name__}: {exc})",
-                )
+            # MsalServiceError: the login service answered 5xx (MSAL raises it, not requests).
+            except (
+                requests.ConnectionError,
+                requests.Timeout,
+                msal.exceptions.MsalServiceError,
+            ) as exc:
+                if isinstance(exc, msal.exceptions.MsalServiceError):
+                    failure = GraphTransient(f"The Microsoft login service failed ({exc}).")
+                else:
+                    failure = GraphTransient(
+                        f"Could not reach Microsoft ({type(exc).__name__}: {exc})."
+                    )
                 wait = self._backoff(attempt)
             else:
                 request_id = response.headers.get("request-id")

@@ -218,5 +218,5 @@ class Command(BaseCommand):
 def _delete_directory(name: str) -> None:
     """Delete in dependency order so each statement is one fast bulk DELETE."""
     for model in (Membership, SyncedUser, SyncedGroup, SyncRun):
-        model._default_manager.filter(directory__name=name)._raw_delete(using="default")  # type: ignore[attr-defined]
+        model._default_manager.filter(directory__name=name)._raw_delete(using="default")
     Directory.objects.filter(name=name).delete()
