@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 CLIENT_ID = "11111111-1111-4111-8111-111111111111"
@@ -9,6 +12,23 @@ CLIENT_SECRET = "test-secret-value"
 AUTH_CLIENT_ID = "22222222-2222-4222-8222-222222222222"
 LOGIN_URL = "https://login.emulator.test"
 GRAPH_URL = "https://graph.emulator.test"
+
+# Microsoft's OpenAPI description of the Graph paths we use, and its checker, live beside the
+# repository in ../shared (or where GRAPH_REQUEST_CHECK points); tests that need it skip
+# where it is absent.
+GRAPH_REQUEST_CHECKER = Path(
+    os.environ.get(
+        "GRAPH_REQUEST_CHECK",
+        next(
+            (
+                str(candidate)
+                for base in (Path(__file__).resolve().parents[2], Path("/work"))
+                if (candidate := base / "shared" / "tools" / "graph_request_check.py").is_file()
+            ),
+            "/work/shared/tools/graph_request_check.py",
+        ),
+    )
+)
 
 
 @pytest.fixture(autouse=True)

@@ -21,12 +21,12 @@ from directories.emulator.expected import expected_directory
 from directories.models import Directory, SyncRun
 from identities.models import SyncedGroup, SyncedUser
 from identities.selectors import directory_present_state
-from tests.conftest import CLIENT_ID, CLIENT_SECRET
+from tests.conftest import CLIENT_ID, CLIENT_SECRET, GRAPH_REQUEST_CHECKER
 
 from .conftest import EmulatorClock
 
 pytestmark = pytest.mark.django_db
-CHECKER = Path(__file__).resolve().parents[3] / "shared" / "tools" / "graph_request_check.py"
+CHECKER = GRAPH_REQUEST_CHECKER
 
 
 def command(*args: str) -> str:

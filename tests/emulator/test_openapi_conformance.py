@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 
 from directories.emulator import Emulator, EmuResponse, EmuTenant
+from tests.conftest import GRAPH_REQUEST_CHECKER
 
 from .conftest import GRAPH_URL, guid
 
-CHECKER = Path("/work/shared/tools/graph_request_check.py")
+CHECKER = GRAPH_REQUEST_CHECKER
 pytestmark = pytest.mark.skipif(not CHECKER.exists(), reason="graph_request_check.py not found")
 
 USER_SELECT = "id,userPrincipalName,mail,displayName,givenName,surname,accountEnabled,userType"

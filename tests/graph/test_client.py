@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import subprocess
 import sys
@@ -40,6 +39,7 @@ from directories.graph import (
     forget_cached_tokens,
 )
 from directories.graph import client as client_module
+from tests.conftest import GRAPH_REQUEST_CHECKER
 
 from .support import (
     ASSIGNMENTS_URL,
@@ -67,7 +67,7 @@ from .support import (
 
 MakeClient = Callable[..., GraphClient]
 
-CHECKER = Path(os.environ.get("GRAPH_REQUEST_CHECK", "/work/shared/tools/graph_request_check.py"))
+CHECKER = GRAPH_REQUEST_CHECKER
 needs_checker = pytest.mark.skipif(
     not CHECKER.is_file(), reason=f"{CHECKER} (the Graph OpenAPI checker) is not here"
 )
