@@ -6,21 +6,13 @@ import csv
 from collections import defaultdict
 from typing import Any, TextIO
 
+from directories.graph.client import USER_FIELDS
 from directories.models import Directory
 
 from .models import Membership, SyncedGroup, SyncedUser
 
-CSV_COLUMNS = [
-    "id",
-    "userPrincipalName",
-    "mail",
-    "displayName",
-    "givenName",
-    "surname",
-    "accountEnabled",
-    "userType",
-    "groups",
-]
+# The properties we keep, in Graph's names, then the user's groups.
+CSV_COLUMNS = [*USER_FIELDS, "groups"]
 
 
 def directory_export_data(*, directory: Directory) -> dict[str, Any]:
