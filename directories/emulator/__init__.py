@@ -1,18 +1,27 @@
 """An in-process Microsoft Entra ID + Microsoft Graph v1.0 emulator (plain Python, no Django).
 
 The core maps (method, url, headers, body) to (status, headers, body); `responses_adapter`
-plugs it into `requests` for tests, and an HTTPS server can wrap the same `Emulator.handle`.
+plugs it into `requests` for tests, and `server.EmulatorServer` serves the same
+`Emulator.handle` over HTTPS on a loopback port (certificates from `tls`), with a control API
+under `/_emulator/` (`control`, and `control_client.EmulatorControl` to call it).
 """
 
 from __future__ import annotations
 
+from .control import ControlApi, ControlError
+from .control_client import EmulatorControl, EmulatorControlError
 from .core import Emulator
 from .graph_api import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, GraphApi, GraphError
 from .login_api import LoginApi, LoginError
 from .messages import EmuRequest, EmuResponse
+from .server import EmulatorServer
+from .signing import SigningKey
 from .tenant import (
+    CONSENT_ADMIN_ROLES,
+    DEFAULT_ADMIN_PASSWORD,
     DEFAULT_APP_ROLE_ID,
     DEFAULT_AUTH_APP_ID,
+    GLOBAL_ADMINISTRATOR,
     ODATA_DEVICE,
     ODATA_GROUP,
     ODATA_ORG_CONTACT,
@@ -26,18 +35,25 @@ from .tenant import (
     EmuUser,
     generate_tenant,
 )
+from .tls import CertPaths, ensure_certificates
 from .tokens import TokenInfo, TokenStore
 
 __all__ = [
+    "CONSENT_ADMIN_ROLES",
+    "DEFAULT_ADMIN_PASSWORD",
     "DEFAULT_APP_ROLE_ID",
     "DEFAULT_AUTH_APP_ID",
     "DEFAULT_PAGE_SIZE",
+    "GLOBAL_ADMINISTRATOR",
     "MAX_PAGE_SIZE",
     "ODATA_DEVICE",
     "ODATA_GROUP",
     "ODATA_ORG_CONTACT",
     "ODATA_SERVICE_PRINCIPAL",
     "ODATA_USER",
+    "CertPaths",
+    "ControlApi",
+    "ControlError",
     "EmuApp",
     "EmuAssignment",
     "EmuGroup",
@@ -47,11 +63,16 @@ __all__ = [
     "EmuTenant",
     "EmuUser",
     "Emulator",
+    "EmulatorControl",
+    "EmulatorControlError",
+    "EmulatorServer",
     "GraphApi",
     "GraphError",
     "LoginApi",
     "LoginError",
+    "SigningKey",
     "TokenInfo",
     "TokenStore",
+    "ensure_certificates",
     "generate_tenant",
 ]

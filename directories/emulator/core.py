@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .control import ControlApi
 from .graph_api import GraphApi
 from .login_api import LoginApi
 from .messages import EmuRequest, EmuResponse
@@ -55,6 +56,7 @@ class Emulator:
             token_lifetime=token_lifetime,
             graph_url=graph_url,
         )
+        self.control = ControlApi(self)
 
     def _now(self) -> float:
         return self.clock()
@@ -79,14 +81,18 @@ class Emulator:
         secret_expired: bool = False,
         tenant_ids: set[str] | None = None,
         permissions: frozenset[str] | set[str] | None = None,
+        redirect_uris: list[str] | None = None,
+        display_name: str = "entra-sync Directory Sync",
     ) -> EmuApp:
         """Register an app; by default multi-tenant and consented in every tenant."""
         app = EmuApp(
             client_id=client_id,
             secret=secret,
             secret_expired=secret_expired,
+            display_name=display_name,
             tenant_ids={t.lower() for t in tenant_ids} if tenant_ids is not None else None,
             permissions=frozenset(permissions) if permissions is not None else None,
+            redirect_uris=list(redirect_uris or []),
         )
         self.apps[client_id] = app
         return app
@@ -115,11 +121,14 @@ class Emulator:
         headers: Mapping[str, str] | None = None,
         body: bytes | str | None = b"",
     ) -> EmuResponse:
-        """One HTTP exchange. `/v1.0/...` and `/beta/...` go to Graph, the rest to login."""
+        """One HTTP exchange. `/_emulator/...` goes to the control API, `/v1.0/...` and
+        `/beta/...` to Graph, the rest to login."""
         if isinstance(body, str):
             body = body.encode("utf-8")
         request = EmuRequest(method.upper(), url, dict(headers or {}), body or b"")
         first = request.segments[0] if request.segments else ""
+        if first == "_emulator":
+            return self.control.handle(request)
         if first in ("v1.0", "beta"):
             return self.graph.handle(request)
         return self.login.handle(request)

@@ -20,6 +20,11 @@ from typing import Any, Literal
 
 DEFAULT_AUTH_APP_ID = "22222222-2222-4222-8222-222222222222"
 DEFAULT_APP_ROLE_ID = "00000000-0000-0000-0000-000000000000"  # "Default Access"
+DEFAULT_ADMIN_PASSWORD = "entra-sync-demo"
+GLOBAL_ADMINISTRATOR = "Global Administrator"
+# Directory roles that may grant tenant-wide admin consent to Microsoft Graph app permissions
+# ("Grant tenant-wide admin consent to an application", Microsoft Entra docs).
+CONSENT_ADMIN_ROLES = frozenset((GLOBAL_ADMINISTRATOR, "Privileged Role Administrator"))
 
 UserType = Literal["Member", "Guest"]
 PrincipalType = Literal["Group", "User", "ServicePrincipal"]
@@ -44,6 +49,14 @@ class EmuUser:
     user_type: UserType = "Member"
     job_title: str | None = None
     created_date_time: str | None = None
+    # Sign-in (emulated login pages only; Graph never shows these). None: cannot sign in.
+    password: str | None = None
+    directory_roles: list[str] = field(default_factory=list)
+
+    @property
+    def is_admin(self) -> bool:
+        """May grant admin consent for the whole tenant."""
+        return bool(CONSENT_ADMIN_ROLES.intersection(self.directory_roles))
 
 
 @dataclass
@@ -89,16 +102,25 @@ class EmuAssignment:
 
 @dataclass
 class EmuApp:
-    """An app registration that can get tokens (client credentials)."""
+    """An app registration: client credentials, sign-in (authorization code) and consent."""
 
     client_id: str
     secret: str
     secret_expired: bool = False
     display_name: str = "entra-sync Directory Sync"
     # Tenants where the app has a service principal (admin consent); None: every tenant.
+    # Admin consent adds the tenant; client credentials fail (AADSTS700016) elsewhere.
     tenant_ids: set[str] | None = None
     # Application permissions granted; None: all of them.
     permissions: frozenset[str] | None = None
+    # Web redirect URIs; empty: any loopback http(s) URL (http://localhost:PORT/...) is accepted.
+    redirect_uris: list[str] = field(default_factory=list)
+    # Tenants where a user consented to the delegated sign-in scopes (not app permissions).
+    delegated_tenant_ids: set[str] = field(default_factory=set)
+
+    def consented_in(self, tenant_id: str) -> bool:
+        """Admin consent (a service principal with the app permissions) in this tenant."""
+        return self.tenant_ids is None or tenant_id.lower() in self.tenant_ids
 
 
 _UNSET: Any = object()
@@ -592,14 +614,20 @@ def generate_tenant(
     assigned_service_principals: int = 1,
     auth_app_id: str = DEFAULT_AUTH_APP_ID,
     members_per_group: int | None = None,
+    admin_password: str | None = DEFAULT_ADMIN_PASSWORD,
 ) -> EmuTenant:
     """A realistic, deterministic tenant: same arguments, identical tenant (ids included).
 
-    Shape: an "All staff" group holding every user; with 10+ groups, three large site groups
-    splitting the users; the other groups have log-normally distributed sizes around
+    Shape: an "All staff" group holding every generated user; with 10+ groups, three large site
+    groups splitting the users; the other groups have log-normally distributed sizes around
     `members_per_group` (default 80 for large tenants, so typical groups hold 20-200), and
-    every user is in at least one of them. Some security groups are nested in chains
+    every generated user is in at least one of them. Some security groups are nested in chains
     `nesting_depth` deep. Microsoft 365 ("Unified") groups never contain groups.
+
+    Every tenant also has one sign-in account, `admin@{domain}` ("{display_name} Admin", Global
+    Administrator, password `admin_password`; None: it cannot sign in). It is in no group and
+    not assigned to the app, so syncs never see it; it is added last, after every other random
+    draw, so the rest of the tenant is the same as without it.
     """
     rng = random.Random(seed)
 
@@ -772,6 +800,20 @@ def generate_tenant(
         )
     for assignment in tenant.assignments:
         assignment.created = created
+
+    admin_id = guid()
+    tenant.users[admin_id] = EmuUser(
+        id=admin_id,
+        user_principal_name=f"admin@{domain}",
+        mail=f"admin@{domain}",
+        display_name=f"{display_name} Admin",
+        given_name=display_name,
+        surname="Admin",
+        job_title="IT Administrator",
+        created_date_time=tenant.created_date_time,
+        password=admin_password,
+        directory_roles=[GLOBAL_ADMINISTRATOR],
+    )
     return tenant
 
 

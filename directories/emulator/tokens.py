@@ -3,6 +3,9 @@
 Tokens look like JWTs (header.payload.signature, with `tid`, `appid`, `roles`, `exp` claims) so
 clients that peek at them see familiar claims, but Graph trusts only this store: a token is
 valid when the store issued it and its expiry has not passed on the injected clock.
+
+App-only tokens (client credentials) carry `roles`; delegated tokens (authorization code,
+refresh token) carry the signed-in user's `oid` and the `scp` scopes, and no roles.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ class TokenInfo:
     issued_at: float
     expires_at: float
     roles: tuple[str, ...] = ()
+    scopes: tuple[str, ...] = ()  # delegated permissions (`scp`)
+    user_id: str | None = None  # the signed-in user's object id; None for app-only tokens
 
 
 def _b64(data: bytes) -> str:
@@ -52,9 +57,11 @@ class TokenStore:
         lifetime: float,
         roles: tuple[str, ...] = (),
         audience: str = "https://graph.microsoft.com",
+        scopes: tuple[str, ...] = (),
+        user_id: str | None = None,
     ) -> TokenInfo:
         now = self.clock()
-        claims = {
+        claims: dict[str, object] = {
             "aud": audience,
             "iss": f"https://sts.windows.net/{tenant_id}/",
             "iat": int(now),
@@ -62,12 +69,16 @@ class TokenStore:
             "exp": int(now + lifetime),
             "appid": client_id,
             "app_displayname": "entra-sync",
-            "idtyp": "app",
-            "roles": list(roles),
+            "idtyp": "app" if user_id is None else "user",
             "tid": tenant_id,
             "uti": _b64(uuid.uuid4().bytes),
             "ver": "1.0",
         }
+        if user_id is None:
+            claims["roles"] = list(roles)
+        else:
+            claims["oid"] = user_id
+            claims["scp"] = " ".join(scopes)
         header = _b64(json.dumps({"typ": "JWT", "alg": "HS256", "kid": "emulator"}).encode())
         payload = _b64(json.dumps(claims, separators=(",", ":")).encode())
         signature = _b64(
@@ -80,6 +91,8 @@ class TokenStore:
             issued_at=now,
             expires_at=now + lifetime,
             roles=roles,
+            scopes=scopes,
+            user_id=user_id,
         )
         with self._lock:
             self._tokens[info.token] = info

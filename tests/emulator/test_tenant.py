@@ -41,20 +41,20 @@ def test_a_10000_user_tenant_is_generated_in_well_under_two_seconds() -> None:
     elapsed = time.perf_counter() - started
 
     assert elapsed < 2.0
-    assert len(tenant.users) == 10_000
+    assert len(tenant.users) == 10_000 + 1  # and the admin account
     assert len(tenant.groups) == 500
 
 
 def test_the_generated_tenant_looks_like_a_real_directory() -> None:
     tenant = generate_tenant(users=10_000, groups=500, seed=3)
-    users = list(tenant.users.values())
+    users = [u for u in tenant.users.values() if not u.is_admin]
     groups = list(tenant.groups.values())
     everyone = next(g for g in groups if g.display_name == "All staff")
     others_than_everyone = [g for g in groups if g is not everyone]
 
-    assert set(everyone.member_ids) == set(tenant.users)
+    assert set(everyone.member_ids) == {u.id for u in users}
     in_some_group = set().union(*(g.member_ids for g in others_than_everyone))
-    assert set(tenant.users) <= in_some_group
+    assert {u.id for u in users} <= in_some_group
     sizes = [len(g.member_ids) for g in others_than_everyone]
     assert 20 <= statistics.median(sizes) <= 200
     assert max(sizes) >= 3000  # a few big groups
@@ -147,12 +147,41 @@ def test_renaming_a_user_changes_the_lookup_by_upn() -> None:
     assert tenant.user_by_key(guid(1).upper()) is tenant.users[guid(1)]
 
 
+def test_every_generated_tenant_has_an_admin_who_is_in_no_group_and_not_assigned() -> None:
+    tenant = generate_tenant(users=50, groups=12, seed=9, domain="fabrikam.onmicrosoft.com")
+
+    admins = [u for u in tenant.users.values() if u.is_admin]
+
+    assert len(admins) == 1
+    admin = admins[0]
+    assert admin.user_principal_name == "admin@fabrikam.onmicrosoft.com"
+    assert admin.display_name == "Contoso Admin"
+    assert admin.password == "entra-sync-demo"
+    assert admin.directory_roles == ["Global Administrator"]
+    assert not any(admin.id in g.member_ids for g in tenant.groups.values())
+    assert not any(a.principal_id == admin.id for a in tenant.assignments)
+    assert all(u.password is None for u in tenant.users.values() if u is not admin)
+    locked = generate_tenant(users=5, groups=2, admin_password=None)
+    assert [u.password for u in locked.users.values() if u.is_admin] == [None]
+
+
+def test_the_admin_account_does_not_change_the_rest_of_the_generated_tenant() -> None:
+    tenant = generate_tenant(users=50, groups=12, seed=9)
+    other = generate_tenant(users=50, groups=12, seed=9, admin_password="another")
+
+    assert list(tenant.groups) == list(other.groups)
+    assert list(tenant.users) == list(other.users)
+    assert next(reversed(tenant.users.values())).is_admin  # added last
+
+
 def test_a_tenant_survives_a_json_round_trip() -> None:
     tenant = generate_tenant(users=50, groups=12, seed=9)
 
     copy = EmuTenant.from_json(tenant.to_json())
 
     assert copy == tenant
+    assert copy.to_json() == tenant.to_json()
+    assert any(u.password and u.is_admin for u in copy.users.values())
     assert copy.transitive_member_ids(next(iter(copy.groups))) == tenant.transitive_member_ids(
         next(iter(tenant.groups))
     )
