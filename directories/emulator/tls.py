@@ -12,6 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import shutil
+import subprocess
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -257,3 +259,45 @@ def write_atomic(path: Path, data: bytes, *, private: bool = False) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+BROWSER_CA_NICKNAME = "entra-sync emulator local CA"
+
+
+def trust_in_browsers(ca_pem: Path, *, home: Path | None = None) -> tuple[bool, str]:
+    """Add the CA to the user's NSS database, which Chrome and Chromium on Linux trust.
+
+    Returns (trusted, a sentence for the person): the sign-in pages are HTTPS, and a browser
+    that does not trust the CA would show a certificate warning on them.
+    """
+    certutil = shutil.which("certutil")
+    instructions = (
+        f"Trust {ca_pem} in your browser to open the emulated sign-in pages without a "
+        "warning (macOS: `sudo security add-trusted-cert -d -r trustRoot -k "
+        f"/Library/Keychains/System.keychain {ca_pem}`; Firefox: Settings > Certificates > "
+        "Import)."
+    )
+    if certutil is None:
+        return False, "certutil (libnss3-tools) is not installed. " + instructions
+    nssdb = (home or Path.home()) / ".pki" / "nssdb"
+    database = f"sql:{nssdb}"
+    if not (nssdb / "cert9.db").exists():
+        nssdb.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [certutil, "-N", "-d", database, "--empty-password"], check=False, capture_output=True
+        )
+    listed = subprocess.run(
+        [certutil, "-L", "-d", database, "-n", BROWSER_CA_NICKNAME], capture_output=True
+    )
+    if listed.returncode == 0:
+        subprocess.run(
+            [certutil, "-D", "-d", database, "-n", BROWSER_CA_NICKNAME], capture_output=True
+        )
+    added = subprocess.run(
+        [certutil, "-A", "-d", database, "-t", "C,,", "-n", BROWSER_CA_NICKNAME, "-i", ca_pem],
+        capture_output=True,
+        text=True,
+    )
+    if added.returncode != 0:
+        return False, f"certutil could not add the CA ({added.stderr.strip()}). " + instructions
+    return True, f"Chrome and Chromium for this user trust the emulator's CA ({nssdb})."

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+from pathlib import Path
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -15,10 +17,25 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--username", default="admin")
         parser.add_argument("--url", default="http://127.0.0.1:8000/admin/")
+        parser.add_argument(
+            "--password-file",
+            help="Keep the generated password here (0600) and print it on every run (demos)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         users = get_user_model()
+        saved = Path(options["password_file"]) if options["password_file"] else None
         if users.objects.filter(is_superuser=True).exists():
+            if (
+                saved
+                and saved.is_file()
+                and users.objects.filter(username=options["username"]).exists()
+            ):
+                password = saved.read_text().strip()
+                self.stdout.write(
+                    f"Log in at {options['url']} as {options['username']} / {password}"
+                )
+                return
             self.stdout.write(
                 f"Admin: {options['url']} (log in with your admin account; "
                 "`manage.py changepassword USER` resets a password)."
@@ -26,7 +43,12 @@ class Command(BaseCommand):
             return
         password = secrets.token_urlsafe(12)
         users.objects.create_superuser(username=options["username"], password=password, email="")
+        if saved:
+            saved.parent.mkdir(parents=True, exist_ok=True)
+            saved.write_text(password + "\n")
+            os.chmod(saved, 0o600)
         self.stdout.write(
             f"Created the admin account. Log in at {options['url']} as "
-            f"{options['username']} / {password} (shown once; change it after logging in)."
+            f"{options['username']} / {password}"
+            + ("" if saved else " (shown once; change it after logging in).")
         )

@@ -1,0 +1,71 @@
+"""`manage.py demo --check` brings up the emulator, a synced demo directory and the admin."""
+
+from __future__ import annotations
+
+import io
+import socket
+import sqlite3
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from directories.emulator.tls import trust_in_browsers
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_demo_starts_everything_with_a_synced_contoso(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = tmp_path / "demo.sqlite3"
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{database}")  # the children's database
+    out = io.StringIO()
+
+    call_command(
+        "demo",
+        "--check",
+        "--no-trust",
+        "--users",
+        "60",
+        "--groups",
+        "8",
+        "--port",
+        str(free_port()),
+        "--emulator-port",
+        str(free_port()),
+        "--state-dir",
+        str(tmp_path / "state"),
+        stdout=out,
+    )
+
+    text = out.getvalue()
+    assert "Connected to Contoso (tenant id " in text
+    assert "Contoso (demo): succeeded" in text
+    assert "Log in at http://127.0.0.1:" in text and " as admin / " in text
+    assert "sign in there as admin@contoso.onmicrosoft.com / entra-sync-demo" in text
+    with sqlite3.connect(database) as db:
+        (users,) = db.execute(
+            "SELECT count(*) FROM identities_synceduser WHERE removed_at IS NULL"
+        ).fetchone()
+        (verified,) = db.execute(
+            "SELECT count(*) FROM directories_directory WHERE verified_at IS NOT NULL"
+        ).fetchone()
+    assert users > 0 and verified == 1
+    assert (tmp_path / "state" / "emulator.env").is_file()
+
+
+def test_without_certutil_the_demo_says_how_to_trust_the_ca(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("directories.emulator.tls.shutil.which", lambda name: None)
+
+    trusted, message = trust_in_browsers(tmp_path / "ca.pem", home=tmp_path)
+
+    assert not trusted
+    assert "certutil (libnss3-tools) is not installed" in message
+    assert "security add-trusted-cert" in message
