@@ -32,6 +32,8 @@ migrate: install
 
 run: migrate
 	$(BIN)/python manage.py ensure_admin --url http://$(HOST):$(PORT)/admin/
+	@# The django-q2 cluster runs the scheduled and Sync Now syncs beside the admin.
+	$(BIN)/python manage.py qcluster & QCLUSTER=$$!; trap 'kill $$QCLUSTER 2>/dev/null' EXIT INT TERM; \
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 # Browser tests drive Debian's Chromium, and the demo adds its local CA to Chrome/Chromium's

@@ -142,3 +142,9 @@ LOGGING = {
         "msal": {"level": "WARNING"},
     },
 }
+
+# E-mail admins (superusers with an address, and ADMINS) after this many failed runs in a row,
+# and again when the directory recovers.
+SYNC_ALERT_AFTER_FAILURES = env.int("SYNC_ALERT_AFTER_FAILURES", default=3)
+ADMINS = [("Admin", email) for email in env.list("ADMIN_EMAILS", default=[])]
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="entra-sync@localhost")

@@ -7,3 +7,8 @@ class DirectoriesConfig(AppConfig):
     name = "directories"
     verbose_name = "Directories"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import signals
+
+        signals.connect()

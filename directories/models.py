@@ -44,6 +44,10 @@ class Directory(models.Model):
     # A lock that holds across processes and machines; an expired one is taken over.
     sync_lock_token = models.CharField(max_length=64, blank=True, editable=False)
     sync_lock_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # A Sync Now waiting in the task queue (cleared when its task starts), so that a second
+    # click is refused instead of queueing the same work twice.
+    sync_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
+    sync_task_id = models.CharField(max_length=64, blank=True, editable=False)
 
     class Meta:
         ordering = ["name"]
@@ -89,6 +93,11 @@ class SyncRun(models.Model):
     memberships_seen = models.PositiveIntegerField(default=0)
     memberships_created = models.PositiveIntegerField(default=0)
     memberships_removed = models.PositiveIntegerField(default=0)
+
+    # Live progress of the fetch, written about once a second so a page can show it.
+    groups_total = models.PositiveIntegerField(default=0)
+    groups_done = models.PositiveIntegerField(default=0)
+    progress_at = models.DateTimeField(null=True, blank=True)
 
     graph_requests = models.PositiveIntegerField(default=0)
     graph_retries = models.PositiveIntegerField(default=0)

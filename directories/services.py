@@ -19,6 +19,7 @@ from .graph import (
     is_guid,
 )
 from .models import Directory, SyncMode
+from .schedules import directory_schedule_sync
 
 
 class DirectoryInputError(ValueError):
@@ -131,4 +132,6 @@ def directory_verify(
         verified_at=timezone.now(),
     )
     directory.refresh_from_db()
+    # .update() sends no post_save: put the now-verified directory on its schedule here.
+    directory_schedule_sync(directory=directory)
     return VerifyResult(organization=organization, assigned_groups=assigned_groups)

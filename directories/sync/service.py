@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from directories.graph import ErrorClass, GraphClient, GraphError
 from directories.models import Directory, SyncMode, SyncRun
+from directories.notifications import directory_notify_run
 from directories.services import authentication_app_id, graph_client_for
 
 from .apply import apply_plan
@@ -119,8 +120,11 @@ def directory_sync(
                 low_priority=trigger == SyncRun.Trigger.SCHEDULE,
             )
 
+            record_progress = _progress_recorder(run)
+
             def on_progress(state: FetchProgress) -> None:
                 lock.renew()
+                record_progress(state)
                 if progress:
                     progress(state)
 
@@ -170,6 +174,35 @@ def directory_sync(
         retries=run.graph_retries,
         error=error,
     )
+
+
+PROGRESS_INTERVAL_SECONDS = 1.0
+
+
+def _progress_recorder(run: SyncRun) -> ProgressCallback:
+    """Write fetch progress to the run, at most about once a second and always at the end.
+
+    A page polls the run to show "objects fetched so far"; a single-row UPDATE keeps this
+    cheap and outside the apply transaction.
+    """
+    last_write = -PROGRESS_INTERVAL_SECONDS
+
+    def record(state: FetchProgress) -> None:
+        nonlocal last_write
+        finished = state.groups_done >= state.groups_total
+        if not finished and time.monotonic() - last_write < PROGRESS_INTERVAL_SECONDS:
+            return
+        last_write = time.monotonic()
+        run.groups_total, run.groups_done = state.groups_total, state.groups_done
+        run.users_seen, run.progress_at = state.users_seen, timezone.now()
+        SyncRun.objects.filter(pk=run.pk).update(
+            groups_total=run.groups_total,
+            groups_done=run.groups_done,
+            users_seen=run.users_seen,
+            progress_at=run.progress_at,
+        )
+
+    return record
 
 
 def _record_error(
@@ -224,5 +257,7 @@ def _finish(
         logger.warning("Sync of %s failed (%s): %s", directory, run.error_class, run.error_message)
     else:
         summary["last_sync_summary"] = "Waiting for approval of a mass deletion"
+    failures_before = directory.consecutive_failures
     Directory.objects.filter(pk=directory.pk).update(**summary)
     directory.refresh_from_db()
+    directory_notify_run(directory=directory, run=run, failures_before=failures_before)

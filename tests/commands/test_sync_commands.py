@@ -238,3 +238,17 @@ def test_verify_without_credentials_says_which_variables_to_set(settings: object
 
     with pytest.raises(CommandError, match="ENTRA_CLIENT_ID and ENTRA_CLIENT_SECRET are not set"):
         call_command("verify_directory", "Contoso", "--tenant-id", TENANT)
+
+
+def test_verifying_a_directory_puts_it_on_the_sync_schedule(
+    verify_graph: FakeVerifyGraph,
+) -> None:
+    from django_q.models import Schedule
+
+    directory = Directory.objects.create(name="Contoso", sync_mode=SyncMode.ALL)
+    assert not Schedule.objects.filter(name=f"sync-directory-{directory.pk}").exists()
+
+    call_command("verify_directory", "Contoso", "--tenant-id", TENANT, stdout=io.StringIO())
+
+    schedule = Schedule.objects.get(name=f"sync-directory-{directory.pk}")
+    assert schedule.func == "directories.tasks.run_directory_sync"

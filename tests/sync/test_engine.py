@@ -492,3 +492,22 @@ def test_replacing_the_only_user_of_a_tiny_directory_is_not_a_mass_deletion(
 
     assert run.status == SyncRun.Status.SUCCEEDED
     assert (run.users_created, run.users_removed) == (1, 1)
+
+
+def test_the_third_failure_in_a_row_and_the_recovery_mail_the_admins(
+    graph: FakeGraph, all_directory: Directory, mailoutbox: list
+) -> None:
+    from django.contrib.auth import get_user_model
+
+    get_user_model().objects.create_superuser("boss", "boss@example.com", "x")
+    graph.add_group(make_group("Engineering"), [make_user("Ada")])
+    graph.fail_with = GraphThrottled("Throttled.")
+    for _ in range(4):
+        sync(all_directory, graph)
+    graph.fail_with = None
+    sync(all_directory, graph)
+
+    assert [m.subject for m in mailoutbox] == [
+        f"entra-sync: {all_directory.name} is failing to sync",
+        f"entra-sync: {all_directory.name} syncs again",
+    ]
