@@ -52,6 +52,13 @@ class Directory(models.Model):
     class Meta:
         ordering = ["name"]
         verbose_name_plural = "directories"
+        # Buttons in the admin, separate from "change": staff may edit a directory's name
+        # without being trusted to connect a tenant or approve the removal of many users.
+        permissions = [
+            ("verify_directory", "Can verify a directory (Verify Now)"),
+            ("sync_directory", "Can start a sync (Sync Now)"),
+            ("approve_mass_deletion", "Can approve a held mass deletion"),
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -15,7 +15,6 @@ from .graph import (
     GraphSettings,
     GraphUnauthorized,
     GraphWrongTenant,
-    Organization,
     is_guid,
 )
 from .models import Directory, SyncMode
@@ -87,15 +86,62 @@ def directory_add(*, name: str, mode: str, tenant_id: str = "") -> Directory:
 
 
 @dataclass(frozen=True)
-class VerifyResult:
-    organization: Organization
+class TenantProbe:
+    """What the client-credentials probe found: shown to the admin, saved when confirmed."""
+
+    tenant_id: str
+    tenant_name: str
+    tenant_domain: str
     assigned_groups: int | None  # None in "all groups" mode
+
+
+def tenant_probe(
+    *, directory: Directory, tenant_id: str, client: GraphClient | None = None
+) -> TenantProbe:
+    """Check, with the app's own credentials, that this tenant can be synced in this mode.
+
+    The organization must be the tenant asked for, and in assigned mode the Authentication
+    app's service principal and its assignments must be readable. Saves nothing.
+    """
+    tenant_id = tenant_id.lower()
+    client = client or graph_client_for(tenant_id=tenant_id)
+    organization = client.organization()
+    if organization.id.lower() != tenant_id:
+        raise GraphWrongTenant(
+            f"Tenant {tenant_id} answered as {organization.display_name} "
+            f"({organization.id}), a different tenant."
+        )
+    assigned_groups = None
+    if directory.sync_mode == SyncMode.ASSIGNED:
+        app_id = authentication_app_id()
+        client.service_principal(app_id)
+        assignments = client.app_role_assignments(app_id)
+        assigned_groups = sum(1 for a in assignments if a.principal_type == "Group")
+    return TenantProbe(
+        tenant_id=organization.id.lower(),
+        tenant_name=organization.display_name,
+        tenant_domain=organization.default_domain or "",
+        assigned_groups=assigned_groups,
+    )
+
+
+def directory_mark_verified(*, directory: Directory, probe: TenantProbe) -> None:
+    """Store the probed tenant and put the directory on its sync schedule."""
+    Directory.objects.filter(pk=directory.pk).update(
+        tenant_id=probe.tenant_id,
+        tenant_name=probe.tenant_name,
+        tenant_domain=probe.tenant_domain,
+        verified_at=timezone.now(),
+    )
+    directory.refresh_from_db()
+    # .update() sends no post_save: schedule the now-verified directory here.
+    directory_schedule_sync(directory=directory)
 
 
 def directory_verify(
     *, directory: Directory, tenant_id: str = "", client: GraphClient | None = None
-) -> VerifyResult:
-    """Probe the tenant with the app's own credentials and mark the directory verified.
+) -> TenantProbe:
+    """The operator's Verify: probe the tenant and mark the directory verified.
 
     On any failure the directory is left exactly as it was.
     """
@@ -112,26 +158,6 @@ def directory_verify(
         )
     if not is_guid(tenant_id):
         raise DirectoryInputError(f"{tenant_id!r} is not a tenant id (a GUID).")
-    client = client or graph_client_for(tenant_id=tenant_id)
-    organization = client.organization()
-    if organization.id.lower() != tenant_id.lower():
-        raise GraphWrongTenant(
-            f"Tenant {tenant_id} answered as {organization.display_name} "
-            f"({organization.id}), a different tenant."
-        )
-    assigned_groups = None
-    if directory.sync_mode == SyncMode.ASSIGNED:
-        app_id = authentication_app_id()
-        client.service_principal(app_id)
-        assignments = client.app_role_assignments(app_id)
-        assigned_groups = sum(1 for a in assignments if a.principal_type == "Group")
-    Directory.objects.filter(pk=directory.pk).update(
-        tenant_id=organization.id.lower(),
-        tenant_name=organization.display_name,
-        tenant_domain=organization.default_domain or "",
-        verified_at=timezone.now(),
-    )
-    directory.refresh_from_db()
-    # .update() sends no post_save: put the now-verified directory on its schedule here.
-    directory_schedule_sync(directory=directory)
-    return VerifyResult(organization=organization, assigned_groups=assigned_groups)
+    probe = tenant_probe(directory=directory, tenant_id=tenant_id, client=client)
+    directory_mark_verified(directory=directory, probe=probe)
+    return probe

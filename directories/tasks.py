@@ -44,11 +44,17 @@ def directory_sync_is_queued(directory: Directory) -> bool:
     return requested is not None and requested > timezone.now() - QUEUED_MARKER_TTL
 
 
-def directory_sync_enqueue(*, directory: Directory, trigger: str = SyncRun.Trigger.MANUAL) -> str:
+def directory_sync_enqueue(
+    *,
+    directory: Directory,
+    trigger: str = SyncRun.Trigger.MANUAL,
+    allow_mass_delete: bool = False,
+) -> str:
     """Queue a sync of one directory (Sync Now) and return the django-q2 task id.
 
     Refuses, with a sentence for the admin, a directory that cannot sync, one whose sync is
     running, and one that already has a Sync Now waiting: one click, one run.
+    `allow_mass_delete` is for an admin's approval of a run the mass-deletion guard held.
     """
     directory.refresh_from_db()
     _check_ready(directory)
@@ -67,6 +73,8 @@ def directory_sync_enqueue(*, directory: Directory, trigger: str = SyncRun.Trigg
         raise SyncAlreadyQueued(
             f"A sync of {directory.name} is already queued; it starts as soon as a worker is free."
         )
+    # Only an approval carries the flag, so ordinary task packages stay as they were.
+    extra: dict[str, Any] = {"allow_mass_delete": True} if allow_mass_delete else {}
     try:
         task_id = str(
             async_task(
@@ -75,6 +83,7 @@ def directory_sync_enqueue(*, directory: Directory, trigger: str = SyncRun.Trigg
                 str(trigger),
                 queued=True,
                 task_name=f"sync-directory-{directory.pk}-{now:%Y%m%dT%H%M%S}",
+                **extra,
             )
         )
     except Exception:
@@ -88,10 +97,13 @@ def directory_sync_enqueue(*, directory: Directory, trigger: str = SyncRun.Trigg
     return task_id
 
 
-def run_directory_sync(directory_id: int, trigger: str, queued: bool = False) -> dict[str, Any]:
+def run_directory_sync(
+    directory_id: int, trigger: str, queued: bool = False, allow_mass_delete: bool = False
+) -> dict[str, Any]:
     """The task: sync one directory and return the run summary (or why nothing ran).
 
-    `queued` is set by `directory_sync_enqueue`, whose marker this task clears as it starts.
+    `queued` is set by `directory_sync_enqueue`, whose marker this task clears as it starts;
+    `allow_mass_delete` by an admin's approval of a held run.
     """
     if queued:
         Directory.objects.filter(pk=directory_id).update(sync_requested_at=None, sync_task_id="")
@@ -103,7 +115,9 @@ def run_directory_sync(directory_id: int, trigger: str, queued: bool = False) ->
         logger.info("Directory %s no longer exists; its sync was dropped.", directory_id)
         return {"status": "missing", "directory_id": directory_id}
     try:
-        outcome = directory_sync(directory=directory, trigger=trigger)
+        outcome = directory_sync(
+            directory=directory, trigger=trigger, allow_mass_delete=allow_mass_delete
+        )
     except SyncRefused as exc:
         # A schedule that outlived its directory's verification or enablement: repair it.
         from .schedules import directory_schedule_sync

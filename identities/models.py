@@ -105,6 +105,7 @@ class Membership(models.Model):
         indexes = [
             models.Index(fields=["directory", "removed_at"]),
             models.Index(fields=["user", "removed_at"]),
+            models.Index(fields=["group", "removed_at"]),
         ]
 
     def __str__(self) -> str:

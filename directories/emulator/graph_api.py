@@ -468,6 +468,12 @@ class GraphApi:
                 if user is None:
                     raise not_found(tail[0])
                 return self._entity(request, options, "user", user)
+            if tail[1] in ("memberOf", "transitiveMemberOf") and len(tail) <= 3:
+                user = tenant.user_by_key(tail[0])
+                if user is None:
+                    raise not_found(tail[0])
+                cast = tail[2] if len(tail) == 3 else None
+                return self._member_of(request, tenant, options, user, tail[1], cast)
             raise _segment_error(tail[1])
         if head == "groups":
             self._require(token, "groups")
@@ -666,6 +672,58 @@ class GraphApi:
             return None
 
         entity_set = ENTITY_SETS[cast[0]] if cast else "directoryObjects"
+        context = _context(request, entity_set, select)
+        return self._page(request, tenant, options, context, ids, lambda i: i, render_id)
+
+    def _member_of(
+        self,
+        request: EmuRequest,
+        tenant: EmuTenant,
+        options: _Options,
+        user: EmuUser,
+        relation: str,
+        cast_segment: str | None,
+    ) -> dict[str, Any]:
+        """`/users/{id}/memberOf` and `/transitiveMemberOf`: the groups a user is in.
+
+        Tenants only store group -> members, so the reverse is derived from `members_of`
+        (cached by the tenant) per request: fine for the tenant sizes the emulator serves.
+        """
+        options.only("$select", "$top", "$skiptoken")
+        if cast_segment is not None:
+            name = cast_segment.lower().removeprefix("microsoft.").removeprefix("graph.")
+            if not cast_segment.lower().startswith(("microsoft.graph.", "graph.")):
+                raise _segment_error(cast_segment)
+            if name not in CASTS:
+                raise _segment_error(cast_segment)
+            if CASTS[name][0] != "group":
+                # Only groups are modelled as containers: any other cast is a valid, empty list.
+                select = options.select(CASTS[name][0])
+                context = _context(request, ENTITY_SETS[CASTS[name][0]], select)
+                return self._page(
+                    request, tenant, options, context, (), lambda i: i, lambda i: None
+                )
+        transitive = relation == "transitiveMemberOf"
+        ids = tuple(
+            group_id
+            for group_id in tenant.groups
+            if user.id in tenant.members_of(group_id, transitive=transitive, kind="user")
+        )
+        if cast_segment is not None:
+            select = options.select("group")
+            typed_select = select
+        else:
+            select = options.select("directoryObject")
+            typed_select = (
+                None if select is None else [n for n in select if n in schema.BY_TYPE["group"]]
+            )
+        render = _renderer("group", typed_select, GROUP_GETTERS, odata_type=ODATA_GROUP)
+
+        def render_id(group_id: str) -> dict[str, Any] | None:
+            group = tenant.groups.get(group_id)
+            return None if group is None else render(group)
+
+        entity_set = "groups" if cast_segment is not None else "directoryObjects"
         context = _context(request, entity_set, select)
         return self._page(request, tenant, options, context, ids, lambda i: i, render_id)
 

@@ -162,10 +162,19 @@ def _msal_app(settings: GraphSettings, tenant_id: str) -> msal.ConfidentialClien
         return app
 
 
-def forget_cached_tokens() -> None:
-    """Drop every cached MSAL application (tests; a rotated secret)."""
+def forget_cached_tokens(*, tenant_id: str | None = None) -> None:
+    """Drop cached MSAL applications: all of them, or one tenant's.
+
+    Besides tokens, MSAL remembers a refused token request (HTTP 400) for 60 seconds per app,
+    so a tenant that was just consented to must be asked afresh (Verify Now), and a rotated
+    secret or a test starts clean.
+    """
     with _msal_apps_lock:
-        _msal_apps.clear()
+        if tenant_id is None:
+            _msal_apps.clear()
+            return
+        for key in [k for k in _msal_apps if k[1].lower() == tenant_id.lower()]:
+            del _msal_apps[key]
 
 
 def _token_error(result: dict[str, Any], tenant_id: str, client_id: str) -> GraphError:
@@ -517,6 +526,24 @@ class GraphClient:
                 )
             users.append(_user(item))
         return users
+
+    def user_transitive_groups(self, user_id: str) -> list[GraphGroup]:
+        """The groups a user is in, directly or through nested groups.
+
+        Used to explain why a user is (not) synced. Uncast on purpose: Microsoft's OpenAPI
+        description has no `transitiveMemberOf/microsoft.graph.group` path, so directory roles
+        and administrative units are skipped here by their `@odata.type`.
+        """
+        path = f"users/{quote(user_id, safe='@')}/transitiveMemberOf"
+        groups = []
+        for item in self._paged(
+            path, {"$select": ",".join(GROUP_FIELDS)}, permission=PERMISSION_USERS
+        ):
+            odata_type = item.get("@odata.type") if isinstance(item, dict) else None
+            if odata_type != "#microsoft.graph.group":
+                continue
+            groups.append(_group(item))
+        return groups
 
     def user(self, id_or_upn: str) -> GraphUser:
         body = self.get_json(

@@ -41,3 +41,8 @@ def test_synced_users_are_read_only(admin_client: Client) -> None:
 
 def test_the_root_url_leads_to_the_admin(client: Client) -> None:
     assert client.get("/").url == "/admin/"
+
+
+def test_the_troubleshooting_pages_are_mounted_in_the_admin(admin_client: Client) -> None:
+    assert admin_client.get(reverse("troubleshooting")).status_code == 200
+    assert admin_client.get(reverse("troubleshooting-user")).status_code == 200

@@ -26,9 +26,10 @@ class Command(BaseCommand):
             result = directory_verify(directory=directory, tenant_id=options["tenant_id"])
         except (DirectoryInputError, GraphError) as exc:
             raise CommandError(f"Verification failed: {exc}") from exc
-        org = result.organization
-        domain = f", {org.default_domain}" if org.default_domain else ""
-        self.stdout.write(f"Connected to {org.display_name} (tenant id {org.id}{domain}).")
+        domain = f", {result.tenant_domain}" if result.tenant_domain else ""
+        self.stdout.write(
+            f"Connected to {result.tenant_name} (tenant id {result.tenant_id}{domain})."
+        )
         if result.assigned_groups is not None:
             if result.assigned_groups:
                 self.stdout.write(

@@ -1,0 +1,66 @@
+"""The troubleshooting pages of the admin: thin views over `directories.troubleshooting`."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from .models import Directory
+from .troubleshooting import ERROR_KINDS, default_since, sync_failures_recent, user_sync_diagnosis
+
+PERIODS = {1: "Last 24 hours", 7: "Last 7 days", 30: "Last 30 days", 90: "Last 90 days"}
+
+
+class FailureFilterForm(forms.Form):
+    directory = forms.ModelChoiceField(
+        queryset=Directory.objects.all(), required=False, empty_label="All directories"
+    )
+    days = forms.TypedChoiceField(
+        choices=list(PERIODS.items()), coerce=int, required=False, empty_value=None, initial=7
+    )
+
+
+class UserDiagnosisForm(forms.Form):
+    directory = forms.ModelChoiceField(queryset=Directory.objects.all())
+    query = forms.CharField(
+        label="User", max_length=320, help_text="User principal name, mail or object id."
+    )
+
+
+def troubleshooting(request: HttpRequest) -> HttpResponse:
+    """Recent failures grouped by error class, each with what to do about it."""
+    form = FailureFilterForm(request.GET or None)
+    directory, days = None, 7
+    if form.is_valid():
+        directory = form.cleaned_data["directory"]
+        days = form.cleaned_data["days"] or 7
+    groups = sync_failures_recent(since=default_since(days), directory=directory)
+    context = {
+        **admin.site.each_context(request),
+        "title": "Troubleshooting",
+        "form": form,
+        "groups": groups,
+        "kinds": ERROR_KINDS,
+        "period": PERIODS.get(days, f"Last {days} days"),
+        "user_form": UserDiagnosisForm(initial={"directory": directory}),
+    }
+    return render(request, "admin/troubleshooting/index.html", context)
+
+
+def troubleshooting_user(request: HttpRequest) -> HttpResponse:
+    """'Why isn't this user syncing?': asks Graph about one user and explains the answer."""
+    form = UserDiagnosisForm(request.GET or None)
+    diagnosis = None
+    if form.is_valid():
+        diagnosis = user_sync_diagnosis(
+            directory=form.cleaned_data["directory"], query=form.cleaned_data["query"]
+        )
+    context = {
+        **admin.site.each_context(request),
+        "title": "Why isn't this user syncing?",
+        "form": form,
+        "diagnosis": diagnosis,
+    }
+    return render(request, "admin/troubleshooting/user.html", context)
