@@ -19,35 +19,30 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_demo_starts_everything_with_a_synced_contoso(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def run_demo(tmp_path: Path, *options: str) -> tuple[str, int, int]:
+    """Run `demo --check` on its own database; return its output, present users and verified
+    directories."""
     database = tmp_path / "demo.sqlite3"
-    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{database}")  # the children's database
     out = io.StringIO()
-
-    call_command(
-        "demo",
-        "--check",
-        "--no-trust",
-        "--users",
-        "60",
-        "--groups",
-        "8",
-        "--port",
-        str(free_port()),
-        "--emulator-port",
-        str(free_port()),
-        "--state-dir",
-        str(tmp_path / "state"),
-        stdout=out,
-    )
-
-    text = out.getvalue()
-    assert "Connected to Contoso (tenant id " in text
-    assert "Contoso (demo): succeeded" in text
-    assert "Log in at http://127.0.0.1:" in text and " as admin / " in text
-    assert "sign in there as admin@contoso.onmicrosoft.com / entra-sync-demo" in text
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("DATABASE_URL", f"sqlite:///{database}")  # the children's database
+        call_command(
+            "demo",
+            "--check",
+            "--no-trust",
+            "--users",
+            "60",
+            "--groups",
+            "8",
+            "--port",
+            str(free_port()),
+            "--emulator-port",
+            str(free_port()),
+            "--state-dir",
+            str(tmp_path / "state"),
+            *options,
+            stdout=out,
+        )
     with sqlite3.connect(database) as db:
         (users,) = db.execute(
             "SELECT count(*) FROM identities_synceduser WHERE removed_at IS NULL"
@@ -55,8 +50,25 @@ def test_demo_starts_everything_with_a_synced_contoso(
         (verified,) = db.execute(
             "SELECT count(*) FROM directories_directory WHERE verified_at IS NOT NULL"
         ).fetchone()
-    assert users > 0 and verified == 1
+    return out.getvalue(), users, verified
+
+
+def test_demo_leaves_contoso_for_a_person_to_verify_in_the_admin(tmp_path: Path) -> None:
+    text, users, verified = run_demo(tmp_path)
+
+    assert "Log in at http://127.0.0.1:" in text and " as admin / " in text
+    assert "sign in there as admin@contoso.onmicrosoft.com / entra-sync-demo" in text
+    assert "click Verify Now, accept and sign in, Save, then Sync Now" in text
+    assert (users, verified) == (0, 0)
     assert (tmp_path / "state" / "emulator.env").is_file()
+
+
+def test_demo_verify_connects_and_syncs_contoso_at_once(tmp_path: Path) -> None:
+    text, users, verified = run_demo(tmp_path, "--verify")
+
+    assert "Connected to Contoso (tenant id " in text
+    assert "Contoso (demo): succeeded" in text
+    assert users > 0 and verified == 1
 
 
 def test_without_certutil_the_demo_says_how_to_trust_the_ca(

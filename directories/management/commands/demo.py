@@ -1,8 +1,10 @@
 """manage.py demo: entra-sync with an emulated Contoso tenant, on this machine, in one command.
 
 Starts the Graph emulator (HTTPS, local CA trusted for Chrome/Chromium where certutil exists),
-migrates, creates the admin account, adds a "Contoso (demo)" directory pointed at the
-emulator, verifies and syncs it, then serves the admin and a django-q2 cluster until Ctrl-C.
+migrates, creates the admin account, adds an unverified "Contoso (demo)" directory, and serves
+the admin and a django-q2 cluster until Ctrl-C. A person then clicks through Verify Now (the
+emulated admin consent and sign-in) and Sync Now, as with a real tenant; `--verify` does both
+from the command line instead.
 Every child process gets the emulator's settings from its `emulator.env`; the operator's own
 ENTRA_* settings are left alone outside the demo.
 """
@@ -43,6 +45,11 @@ class Command(BaseCommand):
             "--no-trust", action="store_true", help="Do not add the CA to the browser store"
         )
         parser.add_argument(
+            "--verify",
+            action="store_true",
+            help="Verify and sync the demo directory now instead of leaving it to Verify Now",
+        )
+        parser.add_argument(
             "--check", action="store_true", help="Start everything, check the admin answers, stop"
         )
 
@@ -73,7 +80,9 @@ class Command(BaseCommand):
             env = {**os.environ, **launch.env, "DEBUG": os.environ.get("DEBUG", "true")}
             trust = "" if options["no_trust"] else trust_in_browsers(launch.server.ca_pem)[1]
             admin_url = f"http://127.0.0.1:{options['port']}/admin/"
-            login = self._prepare(env, state_dir, admin_url, tenant.tenant_id)
+            login = self._prepare(
+                env, state_dir, admin_url, tenant.tenant_id, verify=options["verify"]
+            )
             children.append(self._spawn(env, "qcluster"))
             children.append(
                 self._spawn(env, "runserver", f"127.0.0.1:{options['port']}", "--noreload")
@@ -104,8 +113,11 @@ class Command(BaseCommand):
             timeout=600,
         )
 
-    def _prepare(self, env: dict[str, str], state_dir: Path, admin_url: str, tenant_id: str) -> str:
-        """Migrate, make the admin, add, verify and sync the demo directory; return the login."""
+    def _prepare(
+        self, env: dict[str, str], state_dir: Path, admin_url: str, tenant_id: str, *, verify: bool
+    ) -> str:
+        """Migrate, make the admin, add the demo directory (and verify and sync it with
+        --verify); return the login line."""
         steps: tuple[tuple[str, ...], ...] = (
             ("migrate", "--verbosity", "0"),
             ("ensure_admin", "--url", admin_url, "--password-file", str(state_dir / "admin")),
@@ -119,7 +131,8 @@ class Command(BaseCommand):
         added = self._manage(env, "add_directory", "--name", DIRECTORY_NAME, "--mode", "assigned")
         if added.returncode != 0 and "already exists" not in added.stderr:
             raise CommandError(added.stderr.strip())
-        # Until the admin's Verify Now exists, the operator's probe verifies the directory.
+        if not verify:
+            return login
         steps = (
             ("verify_directory", DIRECTORY_NAME, "--tenant-id", tenant_id),
             ("sync_directory", DIRECTORY_NAME),
@@ -160,8 +173,9 @@ class Command(BaseCommand):
             "entra-sync demo is running.",
             f"  Admin:      {admin_url}",
             f"  {login}",
-            f"  Directory:  {DIRECTORY_NAME}, synced from the emulated tenant "
-            f"{tenant.display_name} ({tenant.tenant_id})",
+            f"  Directory:  {DIRECTORY_NAME}, for the emulated tenant "
+            f"{tenant.display_name} ({tenant.tenant_id}); until it is verified: open it, click "
+            "Verify Now, accept and sign in, Save, then Sync Now",
             f"  Emulator:   {launch.server.localhost_url} (sign in there as "
             f"admin@{tenant.default_domain} / {DEFAULT_ADMIN_PASSWORD})",
             f"  Control API: {launch.env['EMULATOR_CONTROL_URL']}/",
