@@ -14,6 +14,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.options import IS_POPUP_VAR
 from django.core.exceptions import PermissionDenied
 from django.db.models import CharField, Count, IntegerField, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Cast, Coalesce, Concat
@@ -337,6 +338,19 @@ class DirectoryAdmin(admin.ModelAdmin[Directory]):
         if obj is None and "name" in form.base_fields:
             form.base_fields["name"].help_text = NEW_DIRECTORY_HELP
         return form
+
+    def response_add(
+        self, request: HttpRequest, obj: Directory, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        """Save lands on the new directory's page, where Verify Now is (as its help says)."""
+        if "_addanother" in request.POST or IS_POPUP_VAR in request.POST:
+            return super().response_add(request, obj, post_url_continue)
+        self.message_user(
+            request,
+            f"Added {obj.name}. Click Verify Now to connect it to its Entra ID tenant.",
+            messages.SUCCESS,
+        )
+        return self._back(obj)
 
     def get_deleted_objects(
         self, objs: Sequence[Directory] | QuerySet[Directory], request: HttpRequest

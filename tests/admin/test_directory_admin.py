@@ -479,3 +479,33 @@ def test_deleting_a_directory_deletes_its_history_and_synced_data(admin_client: 
     assert response.status_code == 302
     assert not Directory.objects.filter(pk=run.directory.pk).exists()
     assert not SyncRun.objects.exists() and not SyncedUser.objects.exists()
+
+
+def test_saving_a_new_directory_lands_on_its_page_with_verify_now(admin_client: Client) -> None:
+    response = admin_client.post(
+        reverse("admin:directories_directory_add"),
+        {"name": "Fabrikam", "sync_mode": "all", "is_enabled": "on"},
+    )
+
+    directory = Directory.objects.get(name="Fabrikam")
+    assert response.status_code == 302 and response.url == change_url(directory)
+    assert "Click Verify Now" in message_texts(response)[0]
+
+
+def test_a_held_run_counts_its_removals_in_good_english(admin_client: Client) -> None:
+    run = SyncRunFactory(
+        status=SyncRun.Status.NEEDS_APPROVAL,
+        error_class="needs_approval",
+        planned_removals={
+            "users": [],
+            "groups": [],
+            "users_count": 12,
+            "groups_count": 1,
+            "memberships_count": 1,
+        },
+    )
+
+    page = admin_client.get(change_url(run.directory)).content.decode()
+
+    assert "12 users</strong>" in page and "1 group</strong>" in page
+    assert "1 membership would be removed" in page
