@@ -19,7 +19,7 @@ from .graph import GraphError
 from .models import Directory, SyncRun
 from .selectors import sync_run_summary
 from .sync import SyncAlreadyRunning, SyncRefused, directory_sync
-from .sync.service import _check_ready
+from .sync.service import directory_check_ready
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def directory_sync_enqueue(
     `allow_mass_delete` is for an admin's approval of a run the mass-deletion guard held.
     """
     directory.refresh_from_db()
-    _check_ready(directory)
+    directory_check_ready(directory)
     if directory_sync_is_running(directory):
         raise SyncAlreadyRunning(
             f"A sync of {directory.name} is already running; its result will appear here when "

@@ -59,7 +59,8 @@ class SyncOutcome:
         return self.status in (SyncRun.Status.SUCCEEDED, "dry_run")
 
 
-def _check_ready(directory: Directory) -> None:
+def directory_check_ready(directory: Directory) -> None:
+    """Refuse (SyncRefused) a directory that may not sync: unverified or disabled."""
     if not directory.is_verified:
         raise SyncRefused(
             f"{directory.name} is not verified yet: use Verify Now in the admin or "
@@ -96,7 +97,7 @@ def directory_sync(
     A dry run reads and plans only. A real run holds the directory's lock, records a SyncRun
     and either applies the whole plan in one transaction or changes nothing.
     """
-    _check_ready(directory)
+    directory_check_ready(directory)
     started = time.monotonic()
     if dry_run:
         client = client or graph_client_for(tenant_id=directory.tenant_id)
