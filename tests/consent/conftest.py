@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import responses
 
 from directories.emulator import Emulator, EmuTenant, generate_tenant
-from directories.emulator.responses_adapter import install
 from directories.models import Directory, SyncMode
-from tests.conftest import AUTH_CLIENT_ID, CLIENT_ID, CLIENT_SECRET, GRAPH_URL, LOGIN_URL
+from tests.conftest import AUTH_CLIENT_ID, CLIENT_ID, CLIENT_SECRET, GRAPH_URL
+from tests.e2e.conftest import graph_http  # noqa: F401  (served by this module's `emulator`)
 
 # Django's test client serves http://testserver; Entra ID only redirects to registered URIs.
 CALLBACK_URL = "http://testserver/verify/callback/"
@@ -26,14 +24,7 @@ def emulator() -> Emulator:
 
 
 @pytest.fixture
-def graph_http(emulator: Emulator) -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        install(rsps, emulator, login_url=LOGIN_URL, graph_url=GRAPH_URL)
-        yield rsps
-
-
-@pytest.fixture
-def contoso(emulator: Emulator, graph_http: responses.RequestsMock) -> EmuTenant:
+def contoso(emulator: Emulator, graph_http: responses.RequestsMock) -> EmuTenant:  # noqa: F811
     """A tenant with groups assigned to the Authentication app and admin@contoso.onmicrosoft.com."""
     return emulator.add_tenant(
         generate_tenant(users=20, groups=4, seed=5, auth_app_id=AUTH_CLIENT_ID)
@@ -41,7 +32,7 @@ def contoso(emulator: Emulator, graph_http: responses.RequestsMock) -> EmuTenant
 
 
 @pytest.fixture
-def fabrikam(emulator: Emulator, graph_http: responses.RequestsMock) -> EmuTenant:
+def fabrikam(emulator: Emulator, graph_http: responses.RequestsMock) -> EmuTenant:  # noqa: F811
     return emulator.add_tenant(
         generate_tenant(
             users=3,
