@@ -38,6 +38,9 @@ GRAPH_TIMEOUT_SECONDS = env.float("GRAPH_TIMEOUT_SECONDS", default=30.0)
 GRAPH_MAX_RETRIES = env.int("GRAPH_MAX_RETRIES", default=6)
 # Groups whose members are read from Graph at the same time during a sync.
 GRAPH_CONCURRENCY = env.int("GRAPH_CONCURRENCY", default=4)
+# A private CA bundle for Graph and the login service (a proxy, the emulator). Passed on every
+# request, because `requests` lets this variable override a Session's own `verify`.
+GRAPH_CA_BUNDLE = env.str("REQUESTS_CA_BUNDLE", default="")
 
 # --- Sync ---------------------------------------------------------------------------------
 SYNC_INTERVAL_MINUTES = env.int("SYNC_INTERVAL_MINUTES", default=120)
@@ -49,7 +52,7 @@ SYNC_MASS_DELETE_MIN = env.int("SYNC_MASS_DELETE_MIN", default=10)
 SYNC_LOCK_TTL_SECONDS = env.int("SYNC_LOCK_TTL_SECONDS", default=300)
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "directories.admin_site.EntraSyncAdminConfig",  # django.contrib.admin with our pages
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

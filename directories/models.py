@@ -11,10 +11,77 @@ from .graph.errors import ErrorClass
 
 ERROR_CLASS_CHOICES = [(c.value, c.value.replace("_", " ").capitalize()) for c in ErrorClass]
 
+# Seen, created, updated and removed per kind ("users", "groups", "memberships"; memberships
+# are never "updated"): what a plan will do and what a run did, in one shape.
+RunCounts = dict[str, dict[str, int]]
+COUNTED_KINDS = ("users", "groups", "memberships")
+
+# A queued Sync Now whose task never started (a cluster that was down, a flushed Redis) must
+# not block the button forever: after this long the marker is ignored.
+QUEUED_MARKER_TTL = timedelta(hours=1)
+
 
 class SyncMode(models.TextChoices):
     ASSIGNED = "assigned", "Assigned groups only (recommended)"
     ALL = "all", "All groups"
+
+
+class RunStatus(models.TextChoices):
+    """How a sync run ended (or that it is still running); also the directory's last status."""
+
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    NEEDS_APPROVAL = "needs_approval", "Needs approval"
+
+
+class DirectoryStatus(models.TextChoices):
+    """A directory's state at a glance, most urgent first (the badge in the admin)."""
+
+    DISABLED = "disabled", "Disabled"
+    UNVERIFIED = "unverified", "Unverified"
+    SYNCING = "syncing", "Syncing"
+    QUEUED = "queued", "Queued"
+    NEEDS_APPROVAL = "needs_approval", "Needs approval"
+    FAILING = "failing", "Failing"
+    HEALTHY = "healthy", "Healthy"
+
+
+class SyncState(models.TextChoices):
+    """Whether a sync of the directory is on its way: what the change page polls for."""
+
+    RUNNING = "running", "Running"
+    QUEUED = "queued", "Queued"
+    IDLE = "idle", "Idle"
+
+
+class DirectoryPermission(models.TextChoices):
+    """Directory's own permissions, beyond add/change/delete/view.
+
+    Buttons in the admin are separate from "change": staff may edit a directory's name
+    without being trusted to connect a tenant, approve the removal of many users, read every
+    directory's failures or query any user with the app's credentials.
+    """
+
+    VERIFY = "verify_directory", "Can verify a directory (Verify Now)"
+    SYNC = "sync_directory", "Can start a sync (Sync Now)"
+    APPROVE = "approve_mass_deletion", "Can approve a held mass deletion"
+    VIEW_TROUBLESHOOTING = "view_troubleshooting", "Can view the troubleshooting page"
+    DIAGNOSE_USER = "diagnose_user", "Can ask Microsoft Graph why a user is not syncing"
+
+    @property
+    def perm(self) -> str:
+        """The name `User.has_perm` takes."""
+        return f"directories.{self.value}"
+
+
+class DirectoryQuerySet(models.QuerySet["Directory"]):
+    def syncable(self) -> DirectoryQuerySet:
+        """Directories that may sync: verified (a tenant id and a verification) and enabled.
+
+        The same rule as `Directory.sync_refusal()`, for the schedule and `sync_directory --all`.
+        """
+        return self.filter(is_enabled=True, verified_at__isnull=False).exclude(tenant_id="")
 
 
 class Directory(models.Model):
@@ -33,7 +100,7 @@ class Directory(models.Model):
 
     # Summary of the most recent run, kept here so lists need no join.
     last_sync_at = models.DateTimeField(null=True, blank=True)
-    last_sync_status = models.CharField(max_length=16, blank=True)
+    last_sync_status = models.CharField(max_length=16, choices=RunStatus.choices, blank=True)
     last_success_at = models.DateTimeField(null=True, blank=True)
     last_sync_summary = models.CharField(max_length=255, blank=True)
     # The current problem, cleared by the next successful run.
@@ -49,16 +116,12 @@ class Directory(models.Model):
     sync_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
     sync_task_id = models.CharField(max_length=64, blank=True, editable=False)
 
+    objects = DirectoryQuerySet.as_manager()
+
     class Meta:
         ordering = ["name"]
         verbose_name_plural = "directories"
-        # Buttons in the admin, separate from "change": staff may edit a directory's name
-        # without being trusted to connect a tenant or approve the removal of many users.
-        permissions = [
-            ("verify_directory", "Can verify a directory (Verify Now)"),
-            ("sync_directory", "Can start a sync (Sync Now)"),
-            ("approve_mass_deletion", "Can approve a held mass deletion"),
-        ]
+        permissions = DirectoryPermission.choices
 
     def __str__(self) -> str:
         return self.name
@@ -66,6 +129,55 @@ class Directory(models.Model):
     @property
     def is_verified(self) -> bool:
         return self.verified_at is not None and bool(self.tenant_id)
+
+    def sync_refusal(self) -> str | None:
+        """Why this directory may not sync now, or None if it may (see `objects.syncable()`)."""
+        if not self.is_verified:
+            return (
+                f"{self.name} is not verified yet: use Verify Now in the admin or "
+                f"`manage.py verify_directory {self.name} --tenant-id …`."
+            )
+        if not self.is_enabled:
+            return f"{self.name} is disabled: enable it to sync."
+        return None
+
+    @property
+    def is_sync_running(self) -> bool:
+        """Whether a sync holds the lock (an expired lock belongs to a dead worker)."""
+        expires = self.sync_lock_expires_at
+        return bool(self.sync_lock_token) and expires is not None and expires > timezone.now()
+
+    @property
+    def is_sync_queued(self) -> bool:
+        """Whether a Sync Now waits in the task queue (a stale marker does not count)."""
+        requested = self.sync_requested_at
+        return requested is not None and requested > timezone.now() - QUEUED_MARKER_TTL
+
+    def sync_state(self) -> SyncState:
+        if self.is_sync_running:
+            return SyncState.RUNNING
+        if self.is_sync_queued:
+            return SyncState.QUEUED
+        return SyncState.IDLE
+
+    def status(self) -> DirectoryStatus:
+        """The most urgent thing to know, from fields the directory list already has.
+
+        A queued or running sync outranks the last result: a new result is on its way.
+        """
+        if not self.is_enabled:
+            return DirectoryStatus.DISABLED
+        if not self.is_verified:
+            return DirectoryStatus.UNVERIFIED
+        if self.is_sync_running:
+            return DirectoryStatus.SYNCING
+        if self.is_sync_queued:
+            return DirectoryStatus.QUEUED
+        if self.last_sync_status == RunStatus.NEEDS_APPROVAL:
+            return DirectoryStatus.NEEDS_APPROVAL
+        if self.last_sync_status == RunStatus.FAILED or self.error_class:
+            return DirectoryStatus.FAILING
+        return DirectoryStatus.HEALTHY
 
 
 class SyncRun(models.Model):
@@ -77,11 +189,7 @@ class SyncRun(models.Model):
         COMMAND = "command", "Command"
         APPROVAL = "approval", "Approved mass deletion"
 
-    class Status(models.TextChoices):
-        RUNNING = "running", "Running"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
-        NEEDS_APPROVAL = "needs_approval", "Needs approval"
+    Status = RunStatus
 
     directory = models.ForeignKey(Directory, on_delete=models.CASCADE, related_name="sync_runs")
     trigger = models.CharField(max_length=16, choices=Trigger.choices)
@@ -130,17 +238,39 @@ class SyncRun(models.Model):
     def duration(self) -> timedelta | None:
         return self.finished_at - self.started_at if self.finished_at else None
 
+    def counts(self) -> RunCounts:
+        """The run's counts in the shape `SyncPlan.counts()` gives them."""
+        return {
+            kind: {
+                action: getattr(self, f"{kind}_{action}")
+                for action in ("seen", "created", "updated", "removed")
+                if hasattr(self, f"{kind}_{action}")
+            }
+            for kind in COUNTED_KINDS
+        }
+
+    def set_counts(self, counts: RunCounts, *, applied: bool) -> None:
+        """Record a plan's counts: what was seen always, what changed only if it was applied."""
+        for kind, actions in counts.items():
+            for action, value in actions.items():
+                if action == "seen" or applied:
+                    setattr(self, f"{kind}_{action}", value)
+
     def summary(self) -> str:
         """A short line such as '+3 users, ~1 group, -2 memberships' (or 'no changes')."""
-        parts = []
-        for label, created, updated, removed in (
-            ("users", self.users_created, self.users_updated, self.users_removed),
-            ("groups", self.groups_created, self.groups_updated, self.groups_removed),
-            ("memberships", self.memberships_created, 0, self.memberships_removed),
-        ):
-            changes = [
-                f"{sign}{n}" for sign, n in (("+", created), ("~", updated), ("-", removed)) if n
-            ]
-            if changes:
-                parts.append(f"{' '.join(changes)} {label}")
-        return ", ".join(parts) or "no changes"
+        return counts_summary(self.counts())
+
+
+def counts_summary(counts: RunCounts) -> str:
+    """'+3 ~1 users, -2 memberships', or 'no changes'."""
+    parts = []
+    for kind in COUNTED_KINDS:
+        actions = counts.get(kind, {})
+        changes = [
+            f"{sign}{actions[action]}"
+            for sign, action in (("+", "created"), ("~", "updated"), ("-", "removed"))
+            if actions.get(action)
+        ]
+        if changes:
+            parts.append(f"{' '.join(changes)} {kind}")
+    return ", ".join(parts) or "no changes"

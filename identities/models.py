@@ -11,10 +11,35 @@ from django.db import models
 
 from directories.models import Directory
 
+from typing import Self, TypeVar
 
-class PresentQuerySet(models.QuerySet[models.Model]):
-    def present(self) -> PresentQuerySet:
+_M = TypeVar("_M", bound=models.Model)
+
+
+class PresentQuerySet(models.QuerySet[_M]):
+    """Objects in scope now (`removed_at` unset); removed ones are kept for history."""
+
+    def present(self) -> Self:
         return self.filter(removed_at__isnull=True)
+
+
+class SyncedUserQuerySet(PresentQuerySet["SyncedUser"]):
+    pass
+
+
+class SyncedGroupQuerySet(PresentQuerySet["SyncedGroup"]):
+    pass
+
+
+class MembershipQuerySet(PresentQuerySet["Membership"]):
+    pass
+
+
+class UserType(models.TextChoices):
+    """Graph's `userType`."""
+
+    MEMBER = "Member", "Member"
+    GUEST = "Guest", "Guest"
 
 
 class SyncedUser(models.Model):
@@ -26,12 +51,12 @@ class SyncedUser(models.Model):
     given_name = models.CharField(max_length=128, blank=True)
     surname = models.CharField(max_length=128, blank=True)
     account_enabled = models.BooleanField(default=True)
-    user_type = models.CharField(max_length=16, default="Member")
+    user_type = models.CharField(max_length=16, choices=UserType.choices, default=UserType.MEMBER)
     first_synced_at = models.DateTimeField()
     changed_at = models.DateTimeField()
     removed_at = models.DateTimeField(null=True, blank=True)
 
-    objects = PresentQuerySet.as_manager()
+    objects = SyncedUserQuerySet.as_manager()
 
     class Meta:
         ordering = ["display_name", "user_principal_name"]
@@ -53,7 +78,7 @@ class SyncedUser(models.Model):
 
     @property
     def is_guest(self) -> bool:
-        return self.user_type == "Guest"
+        return self.user_type == UserType.GUEST
 
 
 class SyncedGroup(models.Model):
@@ -69,7 +94,7 @@ class SyncedGroup(models.Model):
     changed_at = models.DateTimeField()
     removed_at = models.DateTimeField(null=True, blank=True)
 
-    objects = PresentQuerySet.as_manager()
+    objects = SyncedGroupQuerySet.as_manager()
 
     class Meta:
         ordering = ["display_name"]
@@ -98,7 +123,7 @@ class Membership(models.Model):
     first_synced_at = models.DateTimeField()
     removed_at = models.DateTimeField(null=True, blank=True)
 
-    objects = PresentQuerySet.as_manager()
+    objects = MembershipQuerySet.as_manager()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["group", "user"], name="unique_membership")]

@@ -12,7 +12,7 @@ from django.db import models, transaction
 from directories.models import Directory
 from identities.models import Membership, SyncedGroup, SyncedUser
 
-from .plan import GROUP_FIELDS, USER_FIELDS, ObjectChanges, SyncPlan
+from .plan import GROUP_COLUMNS, USER_COLUMNS, ObjectChanges, SyncPlan
 
 BATCH = 500
 T = TypeVar("T")
@@ -69,8 +69,8 @@ def _apply_objects(
 def apply_plan(*, directory: Directory, plan: SyncPlan, now: datetime) -> None:
     """Write everything or nothing."""
     with transaction.atomic():
-        user_pks = _apply_objects(SyncedUser, directory, plan.users, USER_FIELDS, now)
-        group_pks = _apply_objects(SyncedGroup, directory, plan.groups, GROUP_FIELDS, now)
+        user_pks = _apply_objects(SyncedUser, directory, plan.users, USER_COLUMNS, now)
+        group_pks = _apply_objects(SyncedGroup, directory, plan.groups, GROUP_COLUMNS, now)
         Membership.objects.bulk_create(
             [
                 Membership(

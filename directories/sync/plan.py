@@ -6,12 +6,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from directories.graph import GraphGroup, GraphUser
-from directories.models import Directory
+from directories.models import Directory, RunCounts
 from identities.models import Membership, SyncedGroup, SyncedUser
 
 from .snapshot import Snapshot
 
-USER_FIELDS = (
+# SyncedUser and SyncedGroup columns a sync writes (not Graph's names: see graph.client's
+# USER_SELECT and GROUP_SELECT for those).
+USER_COLUMNS = (
     "user_principal_name",
     "mail",
     "display_name",
@@ -20,7 +22,7 @@ USER_FIELDS = (
     "account_enabled",
     "user_type",
 )
-GROUP_FIELDS = (
+GROUP_COLUMNS = (
     "display_name",
     "description",
     "mail",
@@ -106,6 +108,27 @@ class SyncPlan:
     def memberships_created(self) -> int:
         return len(self.memberships_create) + len(self.memberships_revive)
 
+    def counts(self) -> RunCounts:
+        """Seen, created, updated and removed per kind: what a run records if it applies."""
+        return {
+            "users": _object_counts(self.users),
+            "groups": _object_counts(self.groups),
+            "memberships": {
+                "seen": self.memberships_seen,
+                "created": self.memberships_created,
+                "removed": len(self.memberships_remove),
+            },
+        }
+
+
+def _object_counts(changes: ObjectChanges) -> dict[str, int]:
+    return {
+        "seen": changes.seen,
+        "created": changes.created,
+        "updated": len(changes.update),
+        "removed": len(changes.remove),
+    }
+
 
 def _diff(
     existing: list[dict[str, Any]],
@@ -139,21 +162,21 @@ def plan_changes(*, directory: Directory, snapshot: Snapshot) -> SyncPlan:
     users = _diff(
         list(
             SyncedUser.objects.filter(directory=directory).values(
-                "pk", "entra_id", "removed_at", *USER_FIELDS
+                "pk", "entra_id", "removed_at", *USER_COLUMNS
             )
         ),
         {u.id: user_fields(u) for u in snapshot.users.values()},
-        USER_FIELDS,
+        USER_COLUMNS,
         "user_principal_name",
     )
     groups = _diff(
         list(
             SyncedGroup.objects.filter(directory=directory).values(
-                "pk", "entra_id", "removed_at", *GROUP_FIELDS
+                "pk", "entra_id", "removed_at", *GROUP_COLUMNS
             )
         ),
         {g.id: group_fields(g) for g in snapshot.groups.values()},
-        GROUP_FIELDS,
+        GROUP_COLUMNS,
         "display_name",
     )
     entra_by_user_pk = {pk: entra for entra, pk in users.pk_by_entra_id.items()}

@@ -6,13 +6,10 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
-from directories.graph import (
-    GraphClient,
-    GraphGroup,
-    GraphNotAssigned,
-    GraphNotFound,
-    GraphUser,
-)
+from directories.graph import GraphGroup, GraphNotFound, GraphUser
+
+from .reader import DirectoryReader
+from .scope import SyncScope, require_groups
 
 
 @dataclass(frozen=True)
@@ -34,41 +31,16 @@ class FetchProgress:
 ProgressCallback = Callable[[FetchProgress], None]
 
 
-def assigned_group_ids(client: GraphClient, auth_app_id: str) -> list[str]:
-    """Groups assigned to the Authentication app; refuses an empty list with an explanation."""
-    assignments = client.app_role_assignments(auth_app_id)
-    group_ids = list(
-        dict.fromkeys(a.principal_id for a in assignments if a.principal_type == "Group")
-    )
-    if group_ids:
-        return group_ids
-    direct = [a.principal_display_name for a in assignments if a.principal_type == "User"]
-    if direct:
-        shown = ", ".join(direct[:3]) + ("…" if len(direct) > 3 else "")
-        raise GraphNotAssigned(
-            f"No groups are assigned to the Authentication application; only users are "
-            f"({shown}). Users assigned directly are not synced.",
-            remediation="Assign groups instead of users to the Authentication application "
-            "(Enterprise applications > Users and groups; needs Entra ID P1/P2), or switch the "
-            "directory to 'All groups'.",
-        )
-    raise GraphNotAssigned(
-        "No groups are assigned to the Authentication application, so there is nothing to "
-        "sync. Nothing was removed."
-    )
-
-
 def fetch_snapshot(
     *,
-    client: GraphClient,
-    assigned_only: bool,
-    auth_app_id: str,
+    client: DirectoryReader,
+    scope: SyncScope,
     progress: ProgressCallback | None = None,
     workers: int = 4,
 ) -> Snapshot:
     """Read the groups in scope and their transitive user members, a few groups at a time."""
-    if assigned_only:
-        group_ids = assigned_group_ids(client, auth_app_id)
+    if scope.assigned_only:
+        group_ids = list(require_groups(scope))
         known: dict[str, GraphGroup] = {}
     else:
         known = {group.id: group for group in client.groups()}

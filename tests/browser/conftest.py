@@ -18,9 +18,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django_q.brokers import get_broker
 
-from directories.emulator import EmulatorControl, EmuTenant, generate_tenant
-from directories.emulator.server import EmulatorLaunch, emulator_launch
-from directories.emulator.tls import trust_in_browsers
+from entra_emulator import EmulatorControl, EmuTenant, generate_tenant
+from entra_emulator.server import EmulatorLaunch, emulator_launch
+from entra_emulator.tls import trust_in_browsers
 from directories.graph import forget_cached_tokens
 from tests.conftest import AUTH_CLIENT_ID
 from tests.tasks.conftest import run_queued_tasks
@@ -132,6 +132,7 @@ def pointed_at_the_emulator(
         setattr(settings, name, launch.env[name])
     settings.ENTRA_AUTH_CLIENT_ID = AUTH_CLIENT_ID
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", launch.env["REQUESTS_CA_BUNDLE"])
+    settings.GRAPH_CA_BUNDLE = launch.env["REQUESTS_CA_BUNDLE"]  # what settings.py reads from it
     forget_cached_tokens()
 
 

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 import pytest
 from django.urls import reverse
 
-from directories.emulator import DEFAULT_ADMIN_PASSWORD, EmulatorControl, EmuTenant
-from directories.emulator.expected import expected_directory
-from directories.emulator.server import EmulatorLaunch
+from entra_emulator import DEFAULT_ADMIN_PASSWORD, EmulatorControl, EmuTenant
+from entra_emulator.expected import expected_directory
+from entra_emulator.server import EmulatorLaunch
 from directories.graph import forget_cached_tokens
 from directories.models import Directory, SyncMode, SyncRun
 from identities.models import SyncedUser
@@ -155,7 +155,7 @@ def test_an_admin_connects_syncs_troubleshoots_and_approves_a_mass_deletion(
     expect(page.locator("#sync-text")).to_contain_text("Finished: failed")
     expect(page.locator("#sync-badge")).to_have_text("Failing")
     steps.shot("11-sync-failing")
-    page.goto(reverse("troubleshooting"))
+    page.goto(reverse("admin:troubleshooting"))
     unauthorized = page.locator("#class-unauthorized")
     expect(unauthorized.locator("h2")).to_contain_text("Unauthorized")
     expect(unauthorized.locator(".remediation")).to_contain_text("ENTRA_CLIENT_SECRET")

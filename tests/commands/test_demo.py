@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from directories.emulator.tls import trust_in_browsers
+from entra_emulator.tls import trust_in_browsers
 
 
 def free_port() -> int:
@@ -74,7 +74,7 @@ def test_demo_verify_connects_and_syncs_contoso_at_once(tmp_path: Path) -> None:
 def test_without_certutil_the_demo_says_how_to_trust_the_ca(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("directories.emulator.tls.shutil.which", lambda name: None)
+    monkeypatch.setattr("entra_emulator.tls.shutil.which", lambda name: None)
 
     trusted, message = trust_in_browsers(tmp_path / "ca.pem", home=tmp_path)
 

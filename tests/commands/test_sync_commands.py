@@ -26,7 +26,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def graph(monkeypatch: pytest.MonkeyPatch) -> FakeGraph:
     fake = FakeGraph()
-    monkeypatch.setattr("directories.sync.service.graph_client_for", lambda **kwargs: fake)
+    monkeypatch.setattr("directories.sync.engine.graph_client_for", lambda **kwargs: fake)
     return fake
 
 

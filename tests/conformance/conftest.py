@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from directories.emulator import (
+from entra_emulator import (
     CertPaths,
     Emulator,
     EmulatorServer,
@@ -20,7 +20,7 @@ from directories.emulator import (
     ensure_certificates,
     generate_tenant,
 )
-from directories.emulator.server import write_ca_bundle
+from entra_emulator.server import write_ca_bundle
 
 # The app the SDK and azure-identity authenticate as (consented in every tenant).
 CLIENT_ID = "c0ffee00-0000-4000-8000-00000000c0de"

@@ -23,7 +23,7 @@ import msal
 import pytest
 import requests
 
-from directories.emulator import DEFAULT_ADMIN_PASSWORD, Emulator, EmuTenant
+from entra_emulator import DEFAULT_ADMIN_PASSWORD, Emulator, EmuTenant
 
 REDIRECT_URI = "http://localhost:8765/callback"
 APP_SECRET = "conformance-browser-app-secret"

@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 import certifi
 import pytest
 
-from directories.emulator import (
+from entra_emulator import (
     ODATA_DEVICE,
     ODATA_ORG_CONTACT,
     ODATA_SERVICE_PRINCIPAL,

@@ -16,7 +16,7 @@ from django.http import HttpResponse
 from django.test import Client
 from django.urls import reverse
 
-from directories.emulator import DEFAULT_ADMIN_PASSWORD, EmuTenant
+from entra_emulator import DEFAULT_ADMIN_PASSWORD, EmuTenant
 from directories.models import Directory
 
 

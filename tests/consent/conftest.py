@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import responses
 
-from directories.emulator import Emulator, EmuTenant, generate_tenant
+from entra_emulator import Emulator, EmuTenant, generate_tenant
 from directories.models import Directory, SyncMode
 from tests.conftest import AUTH_CLIENT_ID, CLIENT_ID, CLIENT_SECRET, GRAPH_URL
 from tests.e2e.conftest import graph_http  # noqa: F401  (served by this module's `emulator`)
 
 # Django's test client serves http://testserver; Entra ID only redirects to registered URIs.
-CALLBACK_URL = "http://testserver/verify/callback/"
+CALLBACK_URL = "http://testserver/admin/directories/directory/verify/callback/"
 FABRIKAM_ID = "33333333-3333-4333-8333-333333333333"
 
 

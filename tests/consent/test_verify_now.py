@@ -15,12 +15,12 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django_q.models import Schedule
 
-from directories import consent
-from directories.emulator import Emulator, EmuTenant
+from directories.services import consent
+from entra_emulator import Emulator, EmuTenant
 from directories.graph import GraphUnauthorized
 from directories.models import Directory, SyncMode
-from directories.schedules import schedule_name
-from directories.services import graph_client_for
+from directories.services.schedules import schedule_name
+from directories.services.graph import graph_client_for
 from tests.conftest import CLIENT_ID, CLIENT_SECRET, GRAPH_URL, LOGIN_URL
 
 from .browser import (
@@ -39,7 +39,6 @@ from .browser import (
 from .conftest import CALLBACK_URL, FABRIKAM_ID
 
 pytestmark = [
-    pytest.mark.urls("tests.consent.urls"),
     pytest.mark.django_db,
     # We ask for response_mode=query on purpose (directories/consent.py says why).
     pytest.mark.filterwarnings("ignore:response_mode=.form_post. is recommended:UserWarning"),
@@ -224,7 +223,7 @@ def test_an_error_in_the_sign_in_answer_is_reported(
 ) -> None:
     sign_in = consent_and_return(admin_client, directory, contoso)
     response = admin_client.get(
-        "/verify/callback/",
+        "/admin/directories/directory/verify/callback/",
         {
             "error": "access_denied",
             "error_description": "AADSTS50105: The signed in user is not assigned to a role.\r\n"
@@ -246,7 +245,7 @@ def test_a_code_microsoft_refuses_to_redeem_is_reported(
     back = redirect_location(microsoft(sign_in, login=admin_login(contoso)))
     params = query(back)
     params["code"] = "1.Anot-a-code"
-    message = only_error(admin_client.get("/verify/callback/", params), directory)
+    message = only_error(admin_client.get("/admin/directories/directory/verify/callback/", params), directory)
     assert message.startswith("Verify Now stopped at sign-in: Microsoft refused the sign-in")
     assert "AADSTS" in message
     unchanged(directory)
@@ -287,7 +286,7 @@ def test_a_tenant_without_the_authentication_app_is_refused_in_assigned_mode(
 def test_a_forged_state_is_refused(admin_client: Client, directory: Directory) -> None:
     for state in ("forged", consent.signing.dumps({"d": directory.pk, "n": "x", "s": "consent"})):
         response = admin_client.get(
-            "/verify/callback/", {"admin_consent": "True", "tenant": FABRIKAM_ID, "state": state}
+            "/admin/directories/directory/verify/callback/", {"admin_consent": "True", "tenant": FABRIKAM_ID, "state": state}
         )
         message = only_error(response, None)
         assert "link is not valid: it was altered, or not issued by this site" in message
@@ -300,7 +299,7 @@ def test_a_tampered_state_is_refused(
     state = query(verify_start(admin_client, directory))["state"]
     tampered = state[:-2] + ("AA" if not state.endswith("AA") else "BB")
     response = admin_client.get(
-        "/verify/callback/",
+        "/admin/directories/directory/verify/callback/",
         {"admin_consent": "True", "tenant": contoso.tenant_id, "state": tampered},
     )
     assert "not valid" in only_error(response, None)
@@ -373,7 +372,7 @@ def test_a_state_for_another_directory_does_not_cross_over(
     verify_start(admin_client, second)
     state = query(verify_start(admin_client, directory))["state"]
     response = admin_client.get(
-        "/verify/callback/", {"admin_consent": "True", "tenant": contoso.tenant_id, "state": state}
+        "/admin/directories/directory/verify/callback/", {"admin_consent": "True", "tenant": contoso.tenant_id, "state": state}
     )
     assert redirect_location(response).startswith(f"{LOGIN_URL}/{contoso.tenant_id}/")
     unchanged(second)
@@ -427,12 +426,12 @@ def test_staff_without_the_verify_permission_cannot_start_or_finish(
     staff = get_user_model().objects.create_user("viewer", password="x", is_staff=True)
     client.force_login(staff)
     assert client.post(start_url(directory)).status_code == 403
-    assert client.get("/verify/callback/", {"state": "x"}).status_code == 403
+    assert client.get("/admin/directories/directory/verify/callback/", {"state": "x"}).status_code == 403
     assert client.get(confirm_url(directory)).status_code == 403
 
 
 def test_the_callback_needs_a_signed_in_staff_member(client: Client) -> None:
-    response = client.get("/verify/callback/", {"state": "x"})
+    response = client.get("/admin/directories/directory/verify/callback/", {"state": "x"})
     assert response.status_code == 302
     assert response["Location"].startswith("/admin/login/")
 

@@ -44,5 +44,5 @@ def test_the_root_url_leads_to_the_admin(client: Client) -> None:
 
 
 def test_the_troubleshooting_pages_are_mounted_in_the_admin(admin_client: Client) -> None:
-    assert admin_client.get(reverse("troubleshooting")).status_code == 200
-    assert admin_client.get(reverse("troubleshooting-user")).status_code == 200
+    assert admin_client.get(reverse("admin:troubleshooting")).status_code == 200
+    assert admin_client.get(reverse("admin:troubleshooting_user")).status_code == 200

@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from directories.models import SyncRun
-from directories.notifications import directory_notify_run
+from directories.services.notifications import directory_notify_run
 from tests.factories import DirectoryFactory, SyncRunFactory
 
 pytestmark = pytest.mark.django_db

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 import responses
 
-from directories.emulator import Emulator, EmuTenant, generate_tenant
-from directories.emulator.responses_adapter import install
+from entra_emulator import Emulator, EmuTenant, generate_tenant
+from entra_emulator.responses_adapter import install
 from tests.conftest import AUTH_CLIENT_ID, CLIENT_ID, CLIENT_SECRET, GRAPH_URL, LOGIN_URL
 
 

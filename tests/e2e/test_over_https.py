@@ -20,9 +20,9 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from directories.emulator import EmulatorControl, EmuTenant
-from directories.emulator.expected import expected_directory
-from directories.emulator.server import EmulatorLaunch, emulator_launch
+from entra_emulator import EmulatorControl, EmuTenant
+from entra_emulator.expected import expected_directory
+from entra_emulator.server import EmulatorLaunch, emulator_launch
 from directories.graph import forget_cached_tokens
 from directories.models import Directory
 from identities.models import SyncedUser
@@ -64,6 +64,7 @@ def pointed_at_the_emulator(
         setattr(settings, name, launch.env[name])
     settings.ENTRA_AUTH_CLIENT_ID = AUTH_CLIENT_ID  # type: ignore[attr-defined]
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", launch.env["REQUESTS_CA_BUNDLE"])
+    settings.GRAPH_CA_BUNDLE = launch.env["REQUESTS_CA_BUNDLE"]  # what settings.py reads from it
     forget_cached_tokens()
 
 

@@ -16,8 +16,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from directories.emulator import Emulator, EmuTenant, EmuUser
-from directories.emulator.expected import expected_directory
+from entra_emulator import Emulator, EmuTenant, EmuUser
+from entra_emulator.expected import expected_directory
 from directories.models import Directory, SyncRun
 from identities.models import SyncedGroup, SyncedUser
 from identities.selectors import directory_present_state

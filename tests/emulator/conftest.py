@@ -10,7 +10,7 @@ import pytest
 import requests
 import responses
 
-from directories.emulator import (
+from entra_emulator import (
     ODATA_DEVICE,
     EmuGroup,
     Emulator,
@@ -20,7 +20,7 @@ from directories.emulator import (
     EmuUser,
     generate_tenant,
 )
-from directories.emulator.responses_adapter import install
+from entra_emulator.responses_adapter import install
 
 LOGIN_URL = "https://login.emulator.test"
 GRAPH_URL = "https://graph.emulator.test"

@@ -12,8 +12,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from directories.emulator.server import DEMO_CLIENT_ID, EmulatorLaunch, emulator_launch
-from directories.emulator.tls import trust_in_browsers
+from entra_emulator.server import DEMO_CLIENT_ID, EmulatorLaunch, emulator_launch
+from entra_emulator.tls import trust_in_browsers
 
 CHROMIUM = shutil.which("chromium")
 pytestmark = pytest.mark.skipif(

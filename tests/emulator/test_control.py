@@ -12,7 +12,7 @@ import pytest
 import requests
 import responses
 
-from directories.emulator import (
+from entra_emulator import (
     Emulator,
     EmulatorControl,
     EmulatorControlError,

@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 
-from directories.emulator import Emulator, EmuResponse, EmuTenant
+from entra_emulator import Emulator, EmuResponse, EmuTenant
 
 from .conftest import CLIENT_ID, GRAPH_URL, SECRET, FakeClock, all_pages, guid, token_for
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from directories.emulator import Emulator, EmuResponse, EmuTenant
+from entra_emulator import Emulator, EmuResponse, EmuTenant
 
 from .conftest import CLIENT_ID, GRAPH_URL, LOGIN_URL, SECRET, FakeClock, guid
 

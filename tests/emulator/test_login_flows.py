@@ -24,7 +24,7 @@ import pytest
 import requests
 import responses
 
-from directories.emulator import Emulator, EmuResponse, EmuTenant, EmuUser, generate_tenant
+from entra_emulator import Emulator, EmuResponse, EmuTenant, EmuUser, generate_tenant
 
 from .conftest import CLIENT_ID, GRAPH_URL, LOGIN_URL, SECRET, FakeClock, guid
 

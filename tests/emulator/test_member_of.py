@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from directories.emulator import EmuResponse
+from entra_emulator import EmuResponse
 
 from .conftest import GRAPH_URL, all_pages, guid
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from directories.emulator import Emulator, EmuResponse, EmuTenant
+from entra_emulator import Emulator, EmuResponse, EmuTenant
 from tests.conftest import GRAPH_REQUEST_CHECKER
 
 from .conftest import GRAPH_URL, guid

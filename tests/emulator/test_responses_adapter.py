@@ -10,7 +10,7 @@ import pytest
 import requests
 import responses
 
-from directories.emulator import Emulator, EmuTenant
+from entra_emulator import Emulator, EmuTenant
 
 from .conftest import CLIENT_ID, GRAPH_URL, LOGIN_URL, SECRET, guid
 
@@ -164,7 +164,7 @@ def test_a_429_reaches_requests_with_its_retry_after(
 def test_a_10000_user_tenant_is_fully_synced_quickly(
     emulator: Emulator, rsps: responses.RequestsMock
 ) -> None:
-    from directories.emulator import generate_tenant
+    from entra_emulator import generate_tenant
 
     started = time.perf_counter()
     tenant = emulator.add_tenant(generate_tenant(users=10_000, groups=500, seed=11))

@@ -19,7 +19,7 @@ import requests
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from directories.emulator import (
+from entra_emulator import (
     CertPaths,
     Emulator,
     EmulatorServer,
@@ -28,8 +28,8 @@ from directories.emulator import (
     ensure_certificates,
     generate_tenant,
 )
-from directories.emulator.server import check_loopback, write_ca_bundle
-from directories.emulator.tls import CA_NAME, certificate_hosts
+from entra_emulator.server import check_loopback, write_ca_bundle
+from entra_emulator.tls import CA_NAME, certificate_hosts
 from directories.graph import GraphClient, GraphSettings, GraphTransient
 
 CLIENT_ID = "33333333-3333-4333-8333-333333333333"
@@ -323,7 +323,7 @@ def test_requests_are_logged_without_headers_queries_or_bodies(
     emulator: Emulator, certs: CertPaths, tenant: EmuTenant, caplog: pytest.LogCaptureFixture
 ) -> None:
     with (
-        caplog.at_level(logging.DEBUG, logger="directories.emulator.server"),
+        caplog.at_level(logging.DEBUG, logger="entra_emulator.server"),
         EmulatorServer(emulator, cert=certs, verbose=True) as server,
     ):
         ca = str(server.ca_pem)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 import time
 
-from directories.emulator import (
+from entra_emulator import (
     ODATA_SERVICE_PRINCIPAL,
     EmuGroup,
     EmuTenant,

@@ -419,7 +419,7 @@ def test_an_unexpected_error_is_recorded_and_raised(
     def broken(**kwargs: object) -> None:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr("directories.sync.service.apply_plan", broken)
+    monkeypatch.setattr("directories.sync.engine.apply_plan", broken)
     with pytest.raises(RuntimeError):
         sync(all_directory, graph)
 

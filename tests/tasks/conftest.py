@@ -25,7 +25,7 @@ def graph(monkeypatch: pytest.MonkeyPatch) -> FakeGraph:
         fake.client_kwargs.append(kwargs)  # type: ignore[attr-defined]
         return fake
 
-    monkeypatch.setattr("directories.sync.service.graph_client_for", client_for)
+    monkeypatch.setattr("directories.sync.engine.graph_client_for", client_for)
     return fake
 
 

@@ -39,7 +39,7 @@ def sync_watching_progress(graph: FakeGraph) -> list[tuple[FetchProgress, tuple[
 def test_progress_reaches_the_run_row_during_the_fetch(
     five_groups: FakeGraph, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("directories.sync.service.PROGRESS_INTERVAL_SECONDS", 0)
+    monkeypatch.setattr("directories.sync.engine.PROGRESS_INTERVAL_SECONDS", 0)
 
     seen = sync_watching_progress(five_groups)
 
@@ -55,7 +55,7 @@ def test_progress_reaches_the_run_row_during_the_fetch(
 def test_progress_is_written_at_most_once_an_interval_and_at_the_end(
     five_groups: FakeGraph, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("directories.sync.service.PROGRESS_INTERVAL_SECONDS", 3600)
+    monkeypatch.setattr("directories.sync.engine.PROGRESS_INTERVAL_SECONDS", 3600)
 
     seen = sync_watching_progress(five_groups)
 

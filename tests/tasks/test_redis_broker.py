@@ -15,7 +15,7 @@ from django_q.conf import Conf
 from django_q.models import Task
 
 from directories.models import SyncRun
-from directories.tasks import directory_sync_enqueue
+from directories.services.sync_now import directory_sync_enqueue
 from tests.factories import DirectoryFactory
 
 from ..sync.fakes import FakeGraph, make_group, make_user

@@ -10,7 +10,7 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 from directories.models import Directory, SyncRun
-from directories.schedules import (
+from directories.services.schedules import (
     directory_schedule_sync,
     schedule_name,
     schedule_next_run,

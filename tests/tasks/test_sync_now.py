@@ -10,15 +10,11 @@ from django_q.brokers import get_broker
 from django_q.models import OrmQ, Task
 
 from directories.graph import GraphUnauthorized
-from directories.models import Directory, SyncRun
+from directories.models import QUEUED_MARKER_TTL, Directory, SyncRun
+from directories.services.sync_now import SyncAlreadyQueued, directory_sync_enqueue
 from directories.sync import SyncAlreadyRunning, SyncRefused
 from directories.sync.lock import DirectoryLock
-from directories.tasks import (
-    QUEUED_MARKER_TTL,
-    SyncAlreadyQueued,
-    directory_sync_enqueue,
-    run_directory_sync,
-)
+from directories.tasks import run_directory_sync
 from tests.factories import DirectoryFactory
 
 from ..sync.fakes import FakeGraph, make_group, make_user

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from directories.emulator import Emulator, EmuTenant, EmuUser, generate_tenant
+from entra_emulator import Emulator, EmuTenant, EmuUser, generate_tenant
 from directories.models import Directory, SyncMode, SyncRun
 from directories.sync import directory_sync
 from tests.conftest import AUTH_CLIENT_ID

@@ -10,9 +10,9 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from directories.emulator import EmuTenant
+from entra_emulator import EmuTenant
 from directories.models import SyncRun
-from directories.troubleshooting import (
+from directories.services.troubleshooting import (
     ERROR_KINDS,
     GUIDE_GROUPS_ASSIGNED,
     GUIDE_UNAUTHORIZED,
@@ -25,7 +25,6 @@ from tests.factories import DirectoryFactory, SyncRunFactory
 
 from .conftest import synced
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.troubleshooting.urls")]
 FAILED = SyncRun.Status.FAILED
 
 
@@ -121,7 +120,7 @@ def test_the_page_shows_failures_with_links_request_ids_and_remediation(staff: C
         graph_request_id="8f2c1d8e-request-id",
     )
 
-    page = staff.get(reverse("troubleshooting"))
+    page = staff.get(reverse("admin:troubleshooting"))
 
     assert page.status_code == 200
     html = page.content.decode()
@@ -139,7 +138,7 @@ def test_the_page_filters_by_directory(staff: Client) -> None:
     SyncRunFactory(directory=mine, status=FAILED, error_class="forbidden", error_message="mine")
     SyncRunFactory(directory=other, status=FAILED, error_class="forbidden", error_message="other")
 
-    html = staff.get(reverse("troubleshooting"), {"directory": mine.pk, "days": 1}).content
+    html = staff.get(reverse("admin:troubleshooting"), {"directory": mine.pk, "days": 1}).content
 
     assert b"mine" in html
     assert b">other<" not in html.replace(b"\n", b"")
@@ -147,7 +146,7 @@ def test_the_page_filters_by_directory(staff: Client) -> None:
 
 
 def test_the_page_says_so_when_nothing_failed(staff: Client) -> None:
-    assert b"No failed runs in this period." in staff.get(reverse("troubleshooting")).content
+    assert b"No failed runs in this period." in staff.get(reverse("admin:troubleshooting")).content
 
 
 @pytest.mark.parametrize("name", ["troubleshooting", "troubleshooting-user"])
@@ -161,7 +160,7 @@ def test_anonymous_visitors_are_sent_to_the_login_page(client: Client, name: str
 def test_non_staff_users_are_sent_to_the_login_page(client: Client) -> None:
     client.force_login(User.objects.create_user("someone", password="pw"))
 
-    response = client.get(reverse("troubleshooting"))
+    response = client.get(reverse("admin:troubleshooting"))
 
     assert response.status_code == 302
 
@@ -170,7 +169,7 @@ def test_the_user_form_shows_the_diagnosis(staff: Client, tenant: EmuTenant) -> 
     directory = synced(tenant)
 
     page = staff.get(
-        reverse("troubleshooting-user"), {"directory": directory.pk, "query": "ghost@example.com"}
+        reverse("admin:troubleshooting_user"), {"directory": directory.pk, "query": "ghost@example.com"}
     )
 
     assert page.status_code == 200
@@ -179,7 +178,7 @@ def test_the_user_form_shows_the_diagnosis(staff: Client, tenant: EmuTenant) -> 
 
 
 def test_the_user_form_without_input_shows_just_the_form(staff: Client) -> None:
-    page = staff.get(reverse("troubleshooting-user"))
+    page = staff.get(reverse("admin:troubleshooting_user"))
 
     assert page.status_code == 200
     assert b"Why isn&#x27;t this user syncing?" in page.content

@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from directories.models import SyncMode
-from directories.services import DirectoryInputError, directory_add
+from directories.services.directories import DirectoryInputError, directory_add
 
 
 class Command(BaseCommand):

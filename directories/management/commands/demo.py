@@ -25,9 +25,9 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from directories.emulator import DEFAULT_ADMIN_PASSWORD, DEFAULT_AUTH_APP_ID, generate_tenant
-from directories.emulator.server import EmulatorLaunch, emulator_launch
-from directories.emulator.tls import trust_in_browsers
+from entra_emulator import DEFAULT_ADMIN_PASSWORD, DEFAULT_AUTH_APP_ID, generate_tenant
+from entra_emulator.server import EmulatorLaunch, emulator_launch
+from entra_emulator.tls import trust_in_browsers
 
 DIRECTORY_NAME = "Contoso (demo)"
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from directories.services import DirectoryInputError, directory_get
+from directories.services.directories import DirectoryInputError, directory_get
 from identities.export import directory_export_data, write_users_csv
 
 

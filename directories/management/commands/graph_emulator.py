@@ -4,7 +4,7 @@ Serves generated (or JSON) tenants over HTTPS with a local CA, so entra-sync, MS
 browser talk to it exactly as they would to Microsoft. It prints the settings that point
 entra-sync at it and writes them to `{state_dir}/emulator.env` (`make demo` sources it).
 Change the tenants while it runs through the control API (`/_emulator/`,
-`directories.emulator.EmulatorControl`).
+`entra_emulator.EmulatorControl`).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from directories.emulator import DEFAULT_AUTH_APP_ID, EmuTenant, generate_tenant
-from directories.emulator.server import EmulatorLaunch, emulator_launch
+from entra_emulator import DEFAULT_AUTH_APP_ID, EmuTenant, generate_tenant
+from entra_emulator.server import EmulatorLaunch, emulator_launch
 
 SECRET_KEYS = ("ENTRA_CLIENT_SECRET",)
 
@@ -199,7 +199,7 @@ def _wait_for_stop() -> None:
 
 def _log_requests_to_stderr() -> None:
     """Show the server's per-request lines (settings.LOGGING usually already does)."""
-    log = logging.getLogger("directories.emulator.server")
+    log = logging.getLogger("entra_emulator.server")
     if not log.hasHandlers():
         log.addHandler(logging.StreamHandler(sys.stderr))
     if log.getEffectiveLevel() > logging.INFO:

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from directories.graph import GraphError
 from directories.models import Directory, SyncRun
 from directories.selectors import sync_run_summary
-from directories.services import DirectoryInputError, directory_get
+from directories.services.directories import DirectoryInputError, directory_get
 from directories.sync import SyncAlreadyRunning, SyncOutcome, SyncRefused, directory_sync
 from directories.sync.plan import ObjectChanges, SyncPlan
 

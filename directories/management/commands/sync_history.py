@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from directories.selectors import sync_run_summary, sync_runs_recent
-from directories.services import DirectoryInputError, directory_get
+from directories.services.directories import DirectoryInputError, directory_get
 
 
 class Command(BaseCommand):

@@ -7,7 +7,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from directories.graph import GraphError
-from directories.services import DirectoryInputError, directory_get, directory_verify
+from directories.services.directories import DirectoryInputError, directory_get
+from directories.services.verify import directory_verify
 
 
 class Command(BaseCommand):

@@ -1,15 +1,15 @@
 """The directory console: cards, Verify Now, Sync Now, live progress, history and approvals.
 
-The admin is a thin caller: every button ends in a service (`directories.tasks`, the consent
-views, the sync engine) so that a click, the schedule and a management command behave alike.
-The buttons are guarded by the custom permissions on Directory, checked again in each view
-because a hidden button is not a refusal.
+The admin is a thin caller: every button ends in a service (`directories.services`), so that a
+click, the schedule and a management command behave alike. Every page is served from
+`DirectoryAdmin.get_urls` through one wrapper (`_page`) that checks the HTTP method and a real
+permission, because a hidden button is not a refusal.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django import forms
@@ -19,29 +19,25 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import CharField, Count, IntegerField, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Cast, Coalesce, Concat
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import render
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString, mark_safe
-from django.views.decorators.http import require_GET, require_POST
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
+from django.views.decorators.http import require_http_methods
 from django_q.models import Schedule
 
+from directories.models import Directory, DirectoryPermission, SyncMode, SyncRun
+from directories.selectors import sync_run_summary, sync_runs_recent
+from directories.services import consent
+from directories.services.directories import directory_delete, directory_save
+from directories.services.schedules import SCHEDULE_PREFIX
+from directories.services.sync_now import SyncAlreadyQueued, directory_sync_enqueue
+from directories.sync import SyncAlreadyRunning, SyncRefused
 from identities.models import Membership, SyncedGroup, SyncedUser
 
-from .consent_views import verify_confirm, verify_start
-from .models import Directory, SyncMode, SyncRun
-from .selectors import sync_run_summary, sync_runs_recent
-from .sync import SyncAlreadyRunning, SyncRefused
-from .tasks import (
-    SyncAlreadyQueued,
-    directory_sync_enqueue,
-    directory_sync_is_queued,
-    directory_sync_is_running,
-)
-
-PERM_VERIFY = "directories.verify_directory"
-PERM_SYNC = "directories.sync_directory"
-PERM_APPROVE = "directories.approve_mass_deletion"
+from .charts import history_chart_svg, seconds_rounded
+from .runs import planned_removals_context
 
 HISTORY_RUNS = 20
 
@@ -58,123 +54,13 @@ NEW_DIRECTORY_HELP = (
     "consent and sign in to the tenant, and the tenant's name and id are filled in for you."
 )
 
-
-# --- status -------------------------------------------------------------------------------
-
-
-def directory_badge(directory: Directory) -> tuple[str, str]:
-    """(state, label) for a directory, most urgent first, from fields the list already has.
-
-    "Syncing" covers a queued Sync Now too: in both cases a result is on its way.
-    """
-    if not directory.is_enabled:
-        return "disabled", "Disabled"
-    if not directory.is_verified:
-        return "unverified", "Unverified"
-    if directory_sync_is_running(directory):
-        return "syncing", "Syncing"
-    if directory_sync_is_queued(directory):
-        return "syncing", "Queued"
-    if directory.last_sync_status == SyncRun.Status.NEEDS_APPROVAL:
-        return "needs_approval", "Needs approval"
-    if directory.last_sync_status == SyncRun.Status.FAILED or directory.error_class:
-        return "failing", "Failing"
-    return "healthy", "Healthy"
-
-
-def directory_sync_state(directory: Directory) -> str:
-    if directory_sync_is_running(directory):
-        return "running"
-    if directory_sync_is_queued(directory):
-        return "queued"
-    return "idle"
-
-
-def _seconds(value: timedelta | None) -> float | None:
-    return round(value.total_seconds(), 1) if value is not None else None
-
-
-def _changes(run: SyncRun) -> int:
-    return (
-        run.users_created
-        + run.users_updated
-        + run.users_removed
-        + run.groups_created
-        + run.groups_updated
-        + run.groups_removed
-        + run.memberships_created
-        + run.memberships_removed
-    )
-
-
-def history_chart_svg(runs: Sequence[SyncRun], width: int = 640, height: int = 140) -> SafeString:
-    """Duration (bars) and changes (dots) per run, oldest on the left, as inline SVG.
-
-    Rendered on the server so the page needs no chart library; each series has its own
-    scale, and each mark has a tooltip with the exact numbers.
-    """
-    runs = [run for run in reversed(runs) if run.finished_at is not None]
-    if not runs:
-        return mark_safe("")
-    top, bottom = 18, 22
-    plot = height - top - bottom
-    slot = width / len(runs)
-    max_seconds = max(run.duration.total_seconds() for run in runs if run.duration) or 1.0
-    max_changes = max(_changes(run) for run in runs) or 1
-    bars, dots = [], []
-    for index, run in enumerate(runs):
-        seconds = run.duration.total_seconds() if run.duration else 0.0
-        bar_h = max(1.0, plot * seconds / max_seconds)
-        x = index * slot
-        bars.append(
-            (
-                f"{x + slot * 0.15:.1f}",
-                f"{top + plot - bar_h:.1f}",
-                f"{slot * 0.7:.1f}",
-                f"{bar_h:.1f}",
-                f"status-{run.status}",
-                f"{run.started_at:%Y-%m-%d %H:%M}: {seconds:.1f} s, {run.get_status_display()}",
-            )
-        )
-        changes = _changes(run)
-        dots.append(
-            (
-                f"{x + slot / 2:.1f}",
-                f"{top + plot - plot * changes / max_changes:.1f}",
-                f"{run.started_at:%Y-%m-%d %H:%M}: {changes} changes",
-            )
-        )
-    return format_html(
-        '<svg class="history-chart" viewBox="0 0 {w} {h}" width="100%" height="{h}" '
-        'role="img" aria-label="Duration and changes of the last {n} runs">'
-        '<text x="0" y="12" class="legend">▮ duration (max {max_s} s)</text>'
-        '<text x="{w}" y="12" text-anchor="end" class="legend">● changes (max {max_c})</text>'
-        '<line x1="0" y1="{base}" x2="{w}" y2="{base}" class="axis"/>'
-        "{bars}{dots}"
-        '<text x="0" y="{h}" class="legend">older</text>'
-        '<text x="{w}" y="{h}" text-anchor="end" class="legend">newer</text>'
-        "</svg>",
-        w=width,
-        h=height,
-        n=len(runs),
-        max_s=f"{max_seconds:.1f}",
-        max_c=max_changes,
-        base=top + plot,
-        bars=format_html_join(
-            "",
-            '<rect x="{}" y="{}" width="{}" height="{}" class="bar {}"><title>{}</title></rect>',
-            bars,
-        ),
-        dots=format_html_join(
-            "", '<circle cx="{}" cy="{}" r="3.5" class="dot"><title>{}</title></circle>', dots
-        ),
-    )
+Permission = Callable[[HttpRequest], bool]
 
 
 def _next_sync_subquery() -> Subquery:
-    """The django-q2 schedule's next run, found by its name `sync-directory-{pk}`."""
+    """The django-q2 schedule's next run, found by its name (SCHEDULE_PREFIX + pk)."""
     name = Concat(
-        Value("sync-directory-"), Cast(OuterRef("pk"), CharField()), output_field=CharField()
+        Value(SCHEDULE_PREFIX), Cast(OuterRef("pk"), CharField()), output_field=CharField()
     )
     return Subquery(Schedule.objects.filter(name=name).values("next_run")[:1])
 
@@ -193,6 +79,14 @@ def _present_count(model: type[SyncedUser] | type[SyncedGroup]) -> Coalesce:
         .values("n")
     )
     return Coalesce(Subquery(counts, output_field=IntegerField()), 0)
+
+
+def _time(moment: datetime) -> str:
+    return format_html(
+        '<time datetime="{}">{}</time>',
+        moment.isoformat(),
+        timezone.localtime(moment).strftime("%Y-%m-%d %H:%M"),
+    )
 
 
 # --- the directory admin --------------------------------------------------------------------
@@ -283,12 +177,12 @@ class DirectoryAdmin(admin.ModelAdmin[Directory]):
 
     @admin.display(description="Status")
     def card_status(self, obj: Directory) -> str:
-        state, label = directory_badge(obj)
+        status = obj.status()
         return format_html(
             '<span class="badge badge-{}" title="{}">{}</span>',
-            state,
+            status.value,
             obj.error_message or obj.last_sync_summary,
-            label,
+            status.label,
         )
 
     @admin.display(description="Last sync", ordering="last_sync_at")
@@ -297,7 +191,7 @@ class DirectoryAdmin(admin.ModelAdmin[Directory]):
             return format_html('<span class="card-sub">{}</span>', "Never")
         return format_html(
             '{}<span class="card-sub">{}</span>',
-            _ago(obj.last_sync_at),
+            _time(obj.last_sync_at),
             obj.last_sync_summary,
         )
 
@@ -350,7 +244,7 @@ class DirectoryAdmin(admin.ModelAdmin[Directory]):
             f"Added {obj.name}. Click Verify Now to connect it to its Entra ID tenant.",
             messages.SUCCESS,
         )
-        return self._back(obj)
+        return self._back(obj.pk)
 
     def get_deleted_objects(
         self, objs: Sequence[Directory] | QuerySet[Directory], request: HttpRequest
@@ -367,16 +261,28 @@ class DirectoryAdmin(admin.ModelAdmin[Directory]):
         }
         return deleted, counts, set(perms_needed) - owned, protected
 
+    def save_model(
+        self, request: HttpRequest, obj: Directory, form: forms.ModelForm[Directory], change: bool
+    ) -> None:
+        directory_save(directory=obj)
+
+    def delete_model(self, request: HttpRequest, obj: Directory) -> None:
+        directory_delete(directory=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Directory]) -> None:
+        for directory in queryset:
+            directory_delete(directory=directory)
+
     # --- permissions ---
 
     def has_sync_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm(PERM_SYNC)
+        return request.user.has_perm(DirectoryPermission.SYNC.perm)
 
     def has_verify_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm(PERM_VERIFY)
+        return request.user.has_perm(DirectoryPermission.VERIFY.perm)
 
     def has_approve_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm(PERM_APPROVE)
+        return request.user.has_perm(DirectoryPermission.APPROVE.perm)
 
     # --- change page ---
 
@@ -392,41 +298,69 @@ class DirectoryAdmin(admin.ModelAdmin[Directory]):
         if directory is not None:
             runs = list(sync_runs_recent(directory=directory, limit=HISTORY_RUNS))
             held = runs[0] if runs and runs[0].status == SyncRun.Status.NEEDS_APPROVAL else None
-            state, label = directory_badge(directory)
+            status = directory.status()
             context.update(
                 can_verify=self.has_verify_permission(request),
                 can_sync=self.has_sync_permission(request),
                 can_approve=self.has_approve_permission(request),
                 held_run=held,
+                held_removals=planned_removals_context(held.planned_removals) if held else None,
                 history=runs,
                 history_chart=history_chart_svg(runs),
-                badge_state=state,
-                badge_label=label,
-                sync_state=directory_sync_state(directory),
-                status_url=reverse("admin:directories_directory_status", args=[directory.pk]),
+                badge_state=status.value,
+                badge_label=status.label,
+                sync_state=directory.sync_state().value,
+                status_url=reverse(self._url_name("status"), args=[directory.pk]),
             )
         return super().change_view(request, object_id, form_url, context)
 
-    def get_urls(self) -> list[URLPattern]:
-        def wrap(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-            return self.admin_site.admin_view(view)
+    # --- pages and buttons ---
 
-        custom = [
-            path("<path:object_id>/verify/", wrap(self.verify_view), name=self._url("verify")),
-            # Where the consent flow ends: "Connected to … (tenant id …)", then Save.
+    def get_urls(self) -> list[URLPattern]:
+        object_pages: Sequence[tuple[str, Callable[..., HttpResponse], str, Permission]] = (
+            ("verify", self.verify_view, "POST", self.has_verify_permission),
+            # Where Verify Now ends: "Connected to … (tenant id …)", then Save.
+            ("verify/confirm", self.verify_confirm_view, "GET POST", self.has_verify_permission),
+            ("sync", self.sync_view, "POST", self.has_sync_permission),
+            ("approve", self.approve_view, "POST", self.has_approve_permission),
+            ("status", self.status_view, "GET", self.has_view_permission),
+        )
+        pages = [
+            # Verify Now's redirect URI, registered with Entra ID: names no directory, because
+            # Microsoft sends back only the signed state.
             path(
-                "<path:object_id>/verify/confirm/",
-                wrap(verify_confirm),
-                name=self._url("verify_confirm"),
+                "verify/callback/",
+                self._page(self.verify_callback_view, "GET", self.has_verify_permission),
+                name=self._url("verify_callback"),
             ),
-            path("<path:object_id>/sync/", wrap(self.sync_view), name=self._url("sync")),
-            path("<path:object_id>/approve/", wrap(self.approve_view), name=self._url("approve")),
-            path("<path:object_id>/status/", wrap(self.status_view), name=self._url("status")),
+            *(
+                path(
+                    f"<path:object_id>/{suffix}/",
+                    self._page(view, methods, allowed),
+                    name=self._url(suffix.replace("/", "_")),
+                )
+                for suffix, view, methods, allowed in object_pages
+            ),
         ]
-        return custom + super().get_urls()
+        return pages + super().get_urls()
+
+    def _page(
+        self, view: Callable[..., HttpResponse], methods: str, allowed: Permission
+    ) -> Callable[..., HttpResponse]:
+        """The one wrapper of every page: admin login, HTTP methods, then the permission."""
+
+        def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if not allowed(request):
+                raise PermissionDenied
+            return view(request, *args, **kwargs)
+
+        return self.admin_site.admin_view(require_http_methods(methods.split())(checked))
 
     def _url(self, suffix: str) -> str:
         return f"{self.opts.app_label}_{self.opts.model_name}_{suffix}"
+
+    def _url_name(self, suffix: str) -> str:
+        return f"{self.admin_site.name}:{self._url(suffix)}"
 
     def _directory(self, request: HttpRequest, object_id: str) -> Directory:
         directory = self.get_object(request, object_id)
@@ -434,43 +368,96 @@ class DirectoryAdmin(admin.ModelAdmin[Directory]):
             raise Http404("No such directory.")
         return directory
 
-    def _back(self, directory: Directory) -> HttpResponseRedirect:
-        return HttpResponseRedirect(
-            reverse("admin:directories_directory_change", args=[directory.pk])
-        )
+    def _back(self, directory_id: int | None) -> HttpResponseRedirect:
+        if directory_id is None:
+            return HttpResponseRedirect(reverse(self._url_name("changelist")))
+        return HttpResponseRedirect(reverse(self._url_name("change"), args=[directory_id]))
 
-    @staticmethod
-    def _require(allowed: bool) -> None:
-        if not allowed:
-            raise PermissionDenied
+    def _callback_url(self, request: HttpRequest) -> str:
+        return request.build_absolute_uri(reverse(self._url_name("verify_callback")))
 
-    # --- button views ---
+    # Verify Now: admin consent, sign-in, probe, confirm (`directories.services.consent`).
 
     def verify_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        """Verify Now: hand over to the consent flow, which ends back on the change page."""
-        return require_POST(self._verify)(request, object_id)
-
-    def _verify(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        self._require(self.has_verify_permission(request))
+        """The Verify Now button: send the admin to Microsoft's admin consent page."""
         directory = self._directory(request, object_id)
-        return verify_start(request, str(directory.pk))
+        try:
+            url = consent.directory_verify_start(
+                directory=directory,
+                request_session=request.session,
+                callback_url=self._callback_url(request),
+            )
+        except consent.VerifyFailed as failure:
+            messages.error(request, str(failure))
+            return self._back(directory.pk)
+        return HttpResponseRedirect(url)
+
+    def verify_callback_view(self, request: HttpRequest) -> HttpResponse:
+        """Microsoft's redirect after admin consent and again after the sign-in."""
+        try:
+            step = consent.directory_verify_callback(
+                request_session=request.session,
+                params=request.GET.dict(),
+                callback_url=self._callback_url(request),
+            )
+        except consent.VerifyFailed as failure:
+            messages.error(request, str(failure))
+            return self._back(failure.directory_id)
+        if step.sign_in_url is not None:
+            return HttpResponseRedirect(step.sign_in_url)
+        return HttpResponseRedirect(
+            reverse(self._url_name("verify_confirm"), args=[step.directory_id])
+        )
+
+    def verify_confirm_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Show the tenant the admin connected (GET) so a wrong one is caught before Save (POST)."""
+        directory = self._directory(request, object_id)
+        if request.method == "POST":
+            try:
+                directory = consent.directory_verify_confirm(
+                    directory=directory, request_session=request.session
+                )
+            except consent.VerifyFailed as failure:
+                messages.error(request, str(failure))
+                return self._back(directory.pk)
+            messages.success(
+                request,
+                f"Verified: {directory.name} is connected to {directory.tenant_name} "
+                f"(tenant id {directory.tenant_id}) and syncs on its schedule from now on.",
+            )
+            return self._back(directory.pk)
+        pending = consent.directory_verify_pending(
+            directory=directory, request_session=request.session
+        )
+        if pending is None:
+            messages.error(
+                request,
+                "Verify Now stopped at saving: there is no checked tenant to confirm. "
+                + consent.START_AGAIN,
+            )
+            return self._back(directory.pk)
+        return render(
+            request,
+            "directories/verify_result.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": f"Connect {directory.name}",
+                "opts": self.opts,
+                "directory": directory,
+                "pending": pending,
+                "probe": pending.probe,
+                "change_url": reverse(self._url_name("change"), args=[directory.pk]),
+            },
+        )
 
     def sync_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """Sync Now: queue a task; the page then shows its progress."""
-        return require_POST(self._sync)(request, object_id)
-
-    def _sync(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        self._require(self.has_sync_permission(request))
         directory = self._directory(request, object_id)
         self._enqueue_with_message(request, directory)
-        return self._back(directory)
+        return self._back(directory.pk)
 
     def approve_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """Approve a held mass deletion: run again with the guard lifted, once."""
-        return require_POST(self._approve)(request, object_id)
-
-    def _approve(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        self._require(self.has_approve_permission(request))
         directory = self._directory(request, object_id)
         latest = sync_runs_recent(directory=directory, limit=1).first()
         if latest is None or latest.status != SyncRun.Status.NEEDS_APPROVAL:
@@ -480,7 +467,7 @@ class DirectoryAdmin(admin.ModelAdmin[Directory]):
                 "waiting for approval.",
                 messages.WARNING,
             )
-            return self._back(directory)
+            return self._back(directory.pk)
         self._enqueue_with_message(
             request,
             directory,
@@ -488,7 +475,7 @@ class DirectoryAdmin(admin.ModelAdmin[Directory]):
             allow_mass_delete=True,
             queued_text="Approved: a sync that applies the planned removals of {} is queued.",
         )
-        return self._back(directory)
+        return self._back(directory.pk)
 
     def _enqueue_with_message(
         self,
@@ -539,19 +526,15 @@ class DirectoryAdmin(admin.ModelAdmin[Directory]):
 
     def status_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """Where the directory's sync is, as JSON, for the change page to poll."""
-        return require_GET(self._status)(request, object_id)
-
-    def _status(self, request: HttpRequest, object_id: str) -> HttpResponse:
         directory = self._directory(request, object_id)
-        self._require(self.has_view_permission(request, directory))
         runs = list(sync_runs_recent(directory=directory, limit=2))
         current = runs[0] if runs else None
         last = next((run for run in runs if run.status != SyncRun.Status.RUNNING), None)
-        state, label = directory_badge(directory)
+        status = directory.status()
         return JsonResponse(
             {
-                "state": directory_sync_state(directory),
-                "badge": {"state": state, "label": label},
+                "state": directory.sync_state().value,
+                "badge": {"state": status.value, "label": status.label},
                 "run": None
                 if current is None
                 else {
@@ -565,118 +548,6 @@ class DirectoryAdmin(admin.ModelAdmin[Directory]):
                 "last": None
                 if last is None
                 else sync_run_summary(last)
-                | {"summary": last.summary(), "seconds": _seconds(last.duration)},
+                | {"summary": last.summary(), "seconds": seconds_rounded(last.duration)},
             }
         )
-
-
-def _ago(moment: datetime) -> str:
-    return format_html(
-        '<time datetime="{}">{}</time>',
-        moment.isoformat(),
-        timezone.localtime(moment).strftime("%Y-%m-%d %H:%M"),
-    )
-
-
-# --- sync history ---------------------------------------------------------------------------
-
-
-@admin.register(SyncRun)
-class SyncRunAdmin(admin.ModelAdmin[SyncRun]):
-    """The record of every run: read-only, because history that can be edited is not history."""
-
-    list_display = (
-        "started_at",
-        "directory",
-        "trigger",
-        "status",
-        "duration_display",
-        "summary",
-        "error_class",
-        "graph_requests",
-    )
-    list_filter = ("directory", "status", "trigger", "started_at")
-    date_hierarchy = "started_at"
-    list_select_related = ("directory",)
-    search_fields = ("error_message", "graph_request_id")
-    fieldsets = (
-        (None, {"fields": ("directory", "trigger", "status", "started_at", "finished_at")}),
-        (
-            "Problem",
-            {
-                "fields": (
-                    "error_class",
-                    "error_message",
-                    "error_remediation",
-                    "graph_request_id",
-                    "planned_removals_display",
-                )
-            },
-        ),
-        (
-            "Changes",
-            {
-                "fields": (
-                    ("users_seen", "users_created", "users_updated", "users_removed"),
-                    ("groups_seen", "groups_created", "groups_updated", "groups_removed"),
-                    ("memberships_seen", "memberships_created", "memberships_removed"),
-                )
-            },
-        ),
-        (
-            "Cost and progress",
-            {
-                "fields": (
-                    "duration_display",
-                    ("graph_requests", "graph_retries"),
-                    ("groups_done", "groups_total", "progress_at"),
-                )
-            },
-        ),
-    )
-    readonly_fields = ("duration_display", "planned_removals_display")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: SyncRun | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: SyncRun | None = None) -> bool:
-        return False
-
-    @admin.display(description="Duration")
-    def duration_display(self, obj: SyncRun) -> str:
-        seconds = _seconds(obj.duration)
-        return "—" if seconds is None else f"{seconds} s"
-
-    @admin.display(description="Planned removals")
-    def planned_removals_display(self, obj: SyncRun) -> str:
-        return planned_removals_html(obj.planned_removals)
-
-
-def planned_removals_html(planned: dict[str, Any]) -> str:
-    """The users and groups a held run would remove, with the complete counts."""
-    if not planned:
-        return "—"
-    parts = []
-    for kind in ("users", "groups"):
-        listed = planned.get(kind) or []
-        total = planned.get(f"{kind}_count", len(listed))
-        items = format_html_join(
-            "",
-            "<li>{} <code>{}</code></li>",
-            ((i.get("name", ""), i.get("id", "")) for i in listed),
-        )
-        more = total - len(listed)
-        parts.append(
-            format_html(
-                '<div class="planned"><strong>{} {}</strong><ul>{}</ul>{}</div>',
-                total,
-                kind,
-                items,
-                format_html("<p>… and {} more</p>", more) if more > 0 else "",
-            )
-        )
-    parts.append(format_html("<p>{} memberships</p>", planned.get("memberships_count", 0)))
-    return format_html_join("", "{}", ((p,) for p in parts))

@@ -1,14 +1,25 @@
-"""The troubleshooting pages of the admin: thin views over `directories.troubleshooting`."""
+"""The troubleshooting pages: thin views over `directories.services.troubleshooting`.
+
+Served by `EntraSyncAdminSite.get_urls`. Each page needs its own permission: the failures page
+shows every directory's errors, and the user page asks Microsoft Graph about any user.
+"""
 
 from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.views.decorators.http import require_GET
 
-from .models import Directory
-from .troubleshooting import ERROR_KINDS, default_since, sync_failures_recent, user_sync_diagnosis
+from directories.models import Directory, DirectoryPermission
+from directories.services.troubleshooting import (
+    ERROR_KINDS,
+    default_since,
+    sync_failures_recent,
+    user_sync_diagnosis,
+)
 
 PERIODS = {1: "Last 24 hours", 7: "Last 7 days", 30: "Last 30 days", 90: "Last 90 days"}
 
@@ -29,14 +40,22 @@ class UserDiagnosisForm(forms.Form):
     )
 
 
+def _require(request: HttpRequest, permission: DirectoryPermission) -> None:
+    if not request.user.has_perm(permission.perm):
+        raise PermissionDenied
+
+
+@require_GET
 def troubleshooting(request: HttpRequest) -> HttpResponse:
     """Recent failures grouped by error class, each with what to do about it."""
+    _require(request, DirectoryPermission.VIEW_TROUBLESHOOTING)
     form = FailureFilterForm(request.GET or None)
     directory, days = None, 7
     if form.is_valid():
         directory = form.cleaned_data["directory"]
         days = form.cleaned_data["days"] or 7
     groups = sync_failures_recent(since=default_since(days), directory=directory)
+    can_diagnose = request.user.has_perm(DirectoryPermission.DIAGNOSE_USER.perm)
     context = {
         **admin.site.each_context(request),
         "title": "Troubleshooting",
@@ -44,13 +63,15 @@ def troubleshooting(request: HttpRequest) -> HttpResponse:
         "groups": groups,
         "kinds": ERROR_KINDS,
         "period": PERIODS.get(days, f"Last {days} days"),
-        "user_form": UserDiagnosisForm(initial={"directory": directory}),
+        "user_form": UserDiagnosisForm(initial={"directory": directory}) if can_diagnose else None,
     }
     return render(request, "admin/troubleshooting/index.html", context)
 
 
+@require_GET
 def troubleshooting_user(request: HttpRequest) -> HttpResponse:
     """'Why isn't this user syncing?': asks Graph about one user and explains the answer."""
+    _require(request, DirectoryPermission.DIAGNOSE_USER)
     form = UserDiagnosisForm(request.GET or None)
     diagnosis = None
     if form.is_valid():

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 
-from .models import Directory, SyncRun
+from directories.models import Directory, SyncRun
 
 logger = logging.getLogger(__name__)
 

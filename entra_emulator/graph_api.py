@@ -108,7 +108,7 @@ ENTITY_SETS = {
 UNSUPPORTED_OPTIONS = ("$orderby", "$expand", "$search", "$count", "$format", "$apply", "$compute")
 
 
-class GraphError(Exception):
+class EmulatedGraphError(Exception):
     """A Graph error response: status, `error.code`, `error.message`, extra headers."""
 
     def __init__(
@@ -121,8 +121,8 @@ class GraphError(Exception):
         self.headers = headers or {}
 
 
-def not_found(key: str) -> GraphError:
-    return GraphError(
+def not_found(key: str) -> EmulatedGraphError:
+    return EmulatedGraphError(
         404,
         "Request_ResourceNotFound",
         f"Resource '{key}' does not exist or one of its queried reference-property objects "
@@ -346,7 +346,7 @@ class GraphApi:
             self.sleep(self.latency)
         try:
             response = self._handle(request, request_id, client_request_id)
-        except GraphError as error:
+        except EmulatedGraphError as error:
             response = self._error_response(error, request_id, client_request_id)
         with self._lock:
             self.counters[f"status.{response.status}"] += 1
@@ -362,7 +362,7 @@ class GraphApi:
                 return self._injected_status(fault, request_id, client_request_id)
 
         if request.method.upper() != "GET":
-            raise GraphError(
+            raise EmulatedGraphError(
                 405,
                 "Request_BadRequest",
                 "Specified HTTP method is not allowed for the request target.",
@@ -394,7 +394,7 @@ class GraphApi:
         scheme, _, token = header.partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
-            raise GraphError(401, "InvalidAuthenticationToken", "Access token is empty.", challenge)
+            raise EmulatedGraphError(401, "InvalidAuthenticationToken", "Access token is empty.", challenge)
         info = self.tokens.lookup(token)
         if info is None:
             message = (
@@ -402,16 +402,16 @@ class GraphApi:
                 if "." not in token
                 else "Access token validation failure. Invalid audience."
             )
-            raise GraphError(401, "InvalidAuthenticationToken", message, challenge)
+            raise EmulatedGraphError(401, "InvalidAuthenticationToken", message, challenge)
         if self.tokens.is_expired(info):
-            raise GraphError(
+            raise EmulatedGraphError(
                 401,
                 "InvalidAuthenticationToken",
                 "Access token has expired or is not yet valid.",
                 challenge,
             )
         if info.tenant_id.lower() not in self.tenants:
-            raise GraphError(
+            raise EmulatedGraphError(
                 401, "InvalidAuthenticationToken", "Access token validation failure.", challenge
             )
         return info
@@ -427,7 +427,7 @@ class GraphApi:
             if len(recent) >= self.throttle_limit:
                 self.counters["throttled"] += 1
                 wait = max(1, math.ceil(recent[0] + self.throttle_window - now))
-                raise GraphError(
+                raise EmulatedGraphError(
                     429,
                     "TooManyRequests",
                     "Please retry again later.",
@@ -438,7 +438,7 @@ class GraphApi:
     @staticmethod
     def _require(token: TokenInfo, area: str) -> None:
         if not set(PERMISSIONS[area]) & set(token.roles):
-            raise GraphError(
+            raise EmulatedGraphError(
                 403,
                 "Authorization_RequestDenied",
                 "Insufficient privileges to complete the operation.",
@@ -450,10 +450,10 @@ class GraphApi:
         segments = request.segments
         if not segments or segments[0] != "v1.0":
             version = segments[0] if segments else ""
-            raise GraphError(400, "BadRequest", f"Invalid version: {version}")
+            raise EmulatedGraphError(400, "BadRequest", f"Invalid version: {version}")
         rest = segments[1:]
         if not rest:
-            raise GraphError(400, "BadRequest", "Resource not found for the segment ''.")
+            raise EmulatedGraphError(400, "BadRequest", "Resource not found for the segment ''.")
         head, tail = rest[0], rest[1:]
         options = _Options.parse(request)
         if head == "organization":
@@ -560,7 +560,7 @@ class GraphApi:
     @staticmethod
     def _group(tenant: EmuTenant, key: str) -> EmuGroup:
         if not GUID_RE.match(key):
-            raise GraphError(400, "Request_BadRequest", f"Invalid object identifier '{key}'.")
+            raise EmulatedGraphError(400, "Request_BadRequest", f"Invalid object identifier '{key}'.")
         group = tenant.groups.get(key) or tenant.groups.get(key.lower())
         if group is None:
             raise not_found(key)
@@ -621,7 +621,7 @@ class GraphApi:
             if cast[0] == "group" and group.is_unified:
                 # Observed: Graph refuses a group cast on Microsoft 365 groups, which cannot
                 # hold groups (microsoftgraph/microsoft-graph-docs issue 19672).
-                raise GraphError(400, "Request_UnsupportedQuery", "Invalid search request.")
+                raise EmulatedGraphError(400, "Request_UnsupportedQuery", "Invalid search request.")
         type_name = cast[0] if cast else "directoryObject"
         select = options.select(type_name)
         if cast is None:
@@ -756,7 +756,7 @@ class GraphApi:
 
     def _sp_by_id(self, tenant: EmuTenant, key: str) -> ServicePrincipal:
         if not GUID_RE.match(key):
-            raise GraphError(400, "Request_BadRequest", f"Invalid object identifier '{key}'.")
+            raise EmulatedGraphError(400, "Request_BadRequest", f"Invalid object identifier '{key}'.")
         for principal in self._service_principals(tenant):
             if principal.id.lower() == key.lower():
                 return principal
@@ -884,7 +884,7 @@ class GraphApi:
         items: Sequence[str],
         key: Callable[[str], str],
     ) -> int:
-        invalid = GraphError(
+        invalid = EmulatedGraphError(
             400, "Request_BadRequest", "The specified page token value is invalid."
         )
         try:
@@ -902,7 +902,7 @@ class GraphApi:
             self.skiptoken_lifetime is not None
             and self.clock() - state["at"] > self.skiptoken_lifetime
         ):
-            raise GraphError(
+            raise EmulatedGraphError(
                 400,
                 "Directory_ExpiredPageToken",
                 "The specified page token value has expired and can no longer be included in "
@@ -951,7 +951,7 @@ class GraphApi:
         )
 
     def _error_response(
-        self, error: GraphError, request_id: str, client_request_id: str
+        self, error: EmulatedGraphError, request_id: str, client_request_id: str
     ) -> EmuResponse:
         headers = self._headers(request_id, client_request_id)
         headers["Content-Type"] = ERROR_CONTENT_TYPE
@@ -992,7 +992,7 @@ class _Options:
                 continue  # Graph ignores query parameters that are not OData options
             lowered = name.lower()
             if lowered in self.values:
-                raise GraphError(
+                raise EmulatedGraphError(
                     400,
                     "BadRequest",
                     f"Query option '{name}' was specified more than once, but it must be "
@@ -1009,16 +1009,16 @@ class _Options:
             if name in allowed:
                 continue
             if name == "$skip":
-                raise GraphError(
+                raise EmulatedGraphError(
                     400, "Request_BadRequest", "'$skip' is not supported by the service."
                 )
             if name in UNSUPPORTED_OPTIONS or name in ("$filter", "$top", "$skiptoken", "$select"):
-                raise GraphError(
+                raise EmulatedGraphError(
                     400,
                     "Request_UnsupportedQuery",
                     f"The query option '{name}' is not supported on this request by the emulator.",
                 )
-            raise GraphError(400, "BadRequest", f"The query parameter '{name}' is not supported.")
+            raise EmulatedGraphError(400, "BadRequest", f"The query parameter '{name}' is not supported.")
 
     @property
     def skiptoken(self) -> str | None:
@@ -1037,7 +1037,7 @@ class _Options:
         except ValueError:
             top = -1
         if not 1 <= top <= MAX_PAGE_SIZE:
-            raise GraphError(
+            raise EmulatedGraphError(
                 400,
                 "Request_BadRequest",
                 f"Invalid page size specified: '{raw}'. Must be between 1 and {MAX_PAGE_SIZE} "
@@ -1066,7 +1066,7 @@ class _Options:
                 continue
             name = canonical.get(item.lower())
             if name is None:
-                raise GraphError(
+                raise EmulatedGraphError(
                     400,
                     "Request_BadRequest",
                     f"Could not find a property named '{item}' on type "
@@ -1086,8 +1086,8 @@ def _part_name(part: str) -> str:
     return unquote_plus(part.partition("=")[0]).lower()
 
 
-def _segment_error(segment: str) -> GraphError:
-    return GraphError(400, "BadRequest", f"Resource not found for the segment '{segment}'.")
+def _segment_error(segment: str) -> EmulatedGraphError:
+    return EmulatedGraphError(400, "BadRequest", f"Resource not found for the segment '{segment}'.")
 
 
 def _renderer(
@@ -1137,7 +1137,7 @@ def _filtered(
     if match is None:
         words = re.findall(r"[A-Za-z]\w*", expression)
         prop = words[0] if words else expression
-        raise GraphError(
+        raise EmulatedGraphError(
             400,
             "Request_UnsupportedQuery",
             f"Unsupported or invalid query filter clause specified for property '{prop}' of "
@@ -1145,7 +1145,7 @@ def _filtered(
         )
     prop = canonical.get(match.group(1).lower())
     if prop is None:
-        raise GraphError(
+        raise EmulatedGraphError(
             400,
             "Request_BadRequest",
             f"Could not find a property named '{match.group(1)}' on type "

@@ -27,10 +27,11 @@ from django.contrib.sessions.backends.base import SessionBase
 from django.core import signing
 from django.utils.crypto import constant_time_compare
 
-from .graph import GraphError, GraphWrongTenant, is_guid
-from .graph.client import MICROSOFT_LOGIN_HOSTS, _MsalHttpClient, forget_cached_tokens
-from .models import Directory
-from .services import TenantProbe, directory_mark_verified, graph_settings, tenant_probe
+from directories.graph import GraphError, GraphWrongTenant, is_guid
+from directories.graph.client import MICROSOFT_LOGIN_HOSTS, _MsalHttpClient, forget_cached_tokens
+from directories.models import Directory
+from .graph import graph_settings
+from .verify import TenantProbe, directory_mark_verified, tenant_probe
 
 STATE_SALT = "entra-sync.verify"
 STATE_MAX_AGE = 10 * 60  # seconds: long enough to read a consent page, short enough to be useless

@@ -1,8 +1,9 @@
 """The django-q2 schedule of each directory: every SYNC_INTERVAL_MINUTES, spread out.
 
-One idempotent function decides what a directory's schedule should be and makes it so; the
-signals call it when a directory changes, and `schedules_sync_all` repairs every schedule (after
-migrate, or when SYNC_INTERVAL_MINUTES changes).
+One idempotent function decides what a directory's schedule should be and makes it so. Every
+service that changes a directory's verification, enablement or existence calls it (no save
+signal: an `.update()` would slip past one); `schedules_sync_all` repairs every schedule after
+migrate (the one signal left) or when SYNC_INTERVAL_MINUTES changes.
 """
 
 from __future__ import annotations
@@ -14,14 +15,16 @@ from django.conf import settings
 from django.utils import timezone
 from django_q.models import Schedule
 
-from .models import Directory, SyncRun
+from directories.models import Directory, SyncRun
 
-SCHEDULE_FUNC = "directories.tasks.run_directory_sync"
+# The task every schedule and Sync Now runs, and the prefix of their names.
+SYNC_TASK = "directories.tasks.run_directory_sync"
+SCHEDULE_PREFIX = "sync-directory-"
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def schedule_name(directory_id: int) -> str:
-    return f"sync-directory-{directory_id}"
+    return f"{SCHEDULE_PREFIX}{directory_id}"
 
 
 def schedule_offset(directory_id: int, interval_minutes: int) -> timedelta:
@@ -52,12 +55,12 @@ def directory_schedule_sync(*, directory: Directory) -> None:
     (Graph then gets low-priority requests); others have no schedule. Safe to call repeatedly.
     """
     name = schedule_name(directory.pk)
-    if not (directory.is_verified and directory.is_enabled):
+    if directory.sync_refusal() is not None:
         Schedule.objects.filter(name=name).delete()
         return
     interval = max(1, int(settings.SYNC_INTERVAL_MINUTES))
     wanted = {
-        "func": SCHEDULE_FUNC,
+        "func": SYNC_TASK,
         "args": repr((directory.pk, str(SyncRun.Trigger.SCHEDULE))),
         "kwargs": "",
         "schedule_type": Schedule.MINUTES,
@@ -84,4 +87,4 @@ def schedules_sync_all() -> None:
     for directory in Directory.objects.all():
         directory_schedule_sync(directory=directory)
         ids.add(schedule_name(directory.pk))
-    Schedule.objects.filter(name__startswith="sync-directory-").exclude(name__in=ids).delete()
+    Schedule.objects.filter(name__startswith=SCHEDULE_PREFIX).exclude(name__in=ids).delete()

@@ -17,11 +17,11 @@ from django.utils import timezone
 
 from identities.models import SyncedUser
 
-from .graph import GraphClient
-from .graph.errors import ErrorClass, GraphError, GraphNotFound
-from .graph.types import GraphGroup, GraphUser
-from .models import Directory, SyncMode, SyncRun
-from .services import authentication_app_id, graph_client_for
+from directories.graph import GraphClient
+from directories.graph.errors import ErrorClass, GraphError, GraphNotFound
+from directories.graph.types import GraphGroup, GraphUser
+from directories.models import Directory, SyncMode, SyncRun
+from .graph import authentication_app_id, graph_client_for
 
 # --- the guide ---------------------------------------------------------------------------------
 

@@ -1,8 +1,11 @@
-"""Serve the emulator to `requests` through the `responses` library (no sockets).
+"""Serve the emulator to `requests` through the `responses` library (tests only: a dev package).
 
 with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
     install(rsps, emulator, login_url=LOGIN_URL, graph_url=GRAPH_URL)
     ...  # MSAL and requests now talk to the emulator
+
+Tests use it for `responses`' call log and for mixing emulated and hand-made answers; tools
+that run from a runtime install use `transport.serve_in_process`, which needs no test library.
 """
 
 from __future__ import annotations
@@ -14,29 +17,15 @@ import requests
 import responses
 
 from .core import Emulator
-from .messages import EmuRequest
+from .transport import emu_request, transport_failure
 
 
 def _callback(api: Any) -> Any:
     def callback(request: requests.PreparedRequest) -> Any:
-        body = request.body
-        if isinstance(body, str):
-            body = body.encode("utf-8")
-        elif body is not None and not isinstance(body, bytes):
-            body = b"".join(body)  # a generator body (streamed upload)
-        emu_request = EmuRequest(
-            method=str(request.method or "GET").upper(),
-            url=str(request.url),  # what `requests` put on the wire: query still encoded
-            headers=dict(request.headers),
-            body=body or b"",
-        )
-        response = api.handle(emu_request)
-        if response.disconnect == "timeout":
-            return requests.exceptions.ReadTimeout(f"emulator: no answer from {request.url}")
-        if response.disconnect:
-            return requests.exceptions.ConnectionError(
-                f"emulator: connection reset by {request.url}"
-            )
+        response = api.handle(emu_request(request))
+        failure = transport_failure(response, str(request.url))
+        if failure is not None:
+            return failure
         return response.status, response.headers, response.body
 
     return callback

@@ -11,15 +11,17 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
-from directories.graph import ErrorClass, GraphClient, GraphError
-from directories.models import Directory, SyncMode, SyncRun
-from directories.notifications import directory_notify_run
-from directories.services import authentication_app_id, graph_client_for
+from directories.graph import ErrorClass, GraphError
+from directories.models import Directory, SyncRun
+from directories.services.graph import graph_client_for
+from directories.services.notifications import directory_notify_run
 
 from .apply import apply_plan
 from .guard import mass_deletion_reason, planned_removals
 from .lock import SyncLockLost, directory_lock
 from .plan import SyncPlan, plan_changes
+from .reader import DirectoryReader
+from .scope import read_scope
 from .snapshot import FetchProgress, ProgressCallback, Snapshot, fetch_snapshot
 
 logger = logging.getLogger(__name__)
@@ -29,6 +31,7 @@ APPROVAL_REMEDIATION = (
     "`manage.py sync_directory NAME --allow-mass-delete`; otherwise fix the group assignments "
     "in Entra ID and sync again."
 )
+INTERNAL_REMEDIATION = "Nothing was changed. Report this with the server log."
 
 
 class SyncRefused(Exception):
@@ -60,24 +63,21 @@ class SyncOutcome:
 
 
 def directory_check_ready(directory: Directory) -> None:
-    """Refuse (SyncRefused) a directory that may not sync: unverified or disabled."""
-    if not directory.is_verified:
-        raise SyncRefused(
-            f"{directory.name} is not verified yet: use Verify Now in the admin or "
-            f"`manage.py verify_directory {directory.name} --tenant-id …`."
-        )
-    if not directory.is_enabled:
-        raise SyncRefused(f"{directory.name} is disabled: enable it to sync.")
+    """Refuse (SyncRefused) a directory that may not sync: see `Directory.sync_refusal`."""
+    refusal = directory.sync_refusal()
+    if refusal is not None:
+        raise SyncRefused(refusal)
 
 
 def _fetch(
-    directory: Directory, client: GraphClient, progress: ProgressCallback | None
+    directory: Directory,
+    client: DirectoryReader,
+    progress: ProgressCallback | None,
+    auth_app_id: str | None,
 ) -> Snapshot:
-    assigned = directory.sync_mode == SyncMode.ASSIGNED
     return fetch_snapshot(
         client=client,
-        assigned_only=assigned,
-        auth_app_id=authentication_app_id() if assigned else "",
+        scope=read_scope(client, directory=directory, auth_app_id=auth_app_id),
         progress=progress,
         workers=settings.GRAPH_CONCURRENCY,
     )
@@ -89,22 +89,25 @@ def directory_sync(
     trigger: str,
     dry_run: bool = False,
     allow_mass_delete: bool = False,
-    client: GraphClient | None = None,
+    client: DirectoryReader | None = None,
+    auth_app_id: str | None = None,
     progress: ProgressCallback | None = None,
 ) -> SyncOutcome:
     """Bring the local copy of one directory up to date with Entra ID.
 
     A dry run reads and plans only. A real run holds the directory's lock, records a SyncRun
-    and either applies the whole plan in one transaction or changes nothing.
+    and either applies the whole plan in one transaction or changes nothing. `client` and
+    `auth_app_id` default to the configured Graph client and Authentication application.
     """
     directory_check_ready(directory)
     started = time.monotonic()
     if dry_run:
         client = client or graph_client_for(tenant_id=directory.tenant_id)
+        snapshot = _fetch(directory, client, progress, auth_app_id)
         return SyncOutcome(
             directory=directory,
             run=None,
-            plan=plan_changes(directory=directory, snapshot=_fetch(directory, client, progress)),
+            plan=plan_changes(directory=directory, snapshot=snapshot),
             dry_run=True,
             seconds=time.monotonic() - started,
             requests=client.stats.requests,
@@ -120,7 +123,6 @@ def directory_sync(
                 tenant_id=directory.tenant_id,
                 low_priority=trigger == SyncRun.Trigger.SCHEDULE,
             )
-
             record_progress = _progress_recorder(run)
 
             def on_progress(state: FetchProgress) -> None:
@@ -130,41 +132,21 @@ def directory_sync(
                     progress(state)
 
             plan = plan_changes(
-                directory=directory, snapshot=_fetch(directory, client, on_progress)
+                directory=directory, snapshot=_fetch(directory, client, on_progress, auth_app_id)
             )
             lock.renew(force=True)
-            reason = None
-            if not allow_mass_delete:
-                reason = mass_deletion_reason(
-                    plan,
-                    ratio=settings.SYNC_MASS_DELETE_RATIO,
-                    floor=settings.SYNC_MASS_DELETE_MIN,
-                )
-            if reason:
-                run.status = SyncRun.Status.NEEDS_APPROVAL
-                run.error_class = ErrorClass.NEEDS_APPROVAL
-                run.error_message = reason
-                run.error_remediation = APPROVAL_REMEDIATION
-                run.planned_removals = planned_removals(plan)
-            else:
-                apply_plan(directory=directory, plan=plan, now=timezone.now())
-                run.status = SyncRun.Status.SUCCEEDED
+            _guard_or_apply(directory, run, plan, allow_mass_delete=allow_mass_delete)
         except GraphError as exc:
             error = exc
             _record_error(run, exc.error_class, exc.message, exc.remediation, exc.request_id)
         except SyncLockLost as exc:
             _record_error(run, ErrorClass.INTERNAL, str(exc), "Sync again.", None)
         except Exception as exc:
-            _record_error(
-                run,
-                ErrorClass.INTERNAL,
-                f"Unexpected error: {type(exc).__name__}: {exc}",
-                "Nothing was changed. Report this with the server log.",
-                None,
-            )
-            _finish(directory, run, plan, client)
+            message = f"Unexpected error: {type(exc).__name__}: {exc}"
+            _record_error(run, ErrorClass.INTERNAL, message, INTERNAL_REMEDIATION, None)
             raise
-        _finish(directory, run, plan, client)
+        finally:
+            _finish(directory, run, plan, client)
     return SyncOutcome(
         directory=directory,
         run=run,
@@ -175,6 +157,26 @@ def directory_sync(
         retries=run.graph_retries,
         error=error,
     )
+
+
+def _guard_or_apply(
+    directory: Directory, run: SyncRun, plan: SyncPlan, *, allow_mass_delete: bool
+) -> None:
+    """Hold a plan that removes too much for approval; otherwise apply it in one transaction."""
+    reason = None
+    if not allow_mass_delete:
+        reason = mass_deletion_reason(
+            plan, ratio=settings.SYNC_MASS_DELETE_RATIO, floor=settings.SYNC_MASS_DELETE_MIN
+        )
+    if reason:
+        run.status = SyncRun.Status.NEEDS_APPROVAL
+        run.error_class = ErrorClass.NEEDS_APPROVAL
+        run.error_message = reason
+        run.error_remediation = APPROVAL_REMEDIATION
+        run.planned_removals = planned_removals(plan)
+        return
+    apply_plan(directory=directory, plan=plan, now=timezone.now())
+    run.status = SyncRun.Status.SUCCEEDED
 
 
 PROGRESS_INTERVAL_SECONDS = 1.0
@@ -217,7 +219,7 @@ def _record_error(
 
 
 def _finish(
-    directory: Directory, run: SyncRun, plan: SyncPlan | None, client: GraphClient | None
+    directory: Directory, run: SyncRun, plan: SyncPlan | None, client: DirectoryReader | None
 ) -> None:
     """Save the run and the directory's summary of it."""
     run.finished_at = timezone.now()
@@ -225,17 +227,7 @@ def _finish(
         run.graph_requests = client.stats.requests
         run.graph_retries = client.stats.retries
     if plan is not None:
-        run.users_seen, run.groups_seen = plan.users.seen, plan.groups.seen
-        run.memberships_seen = plan.memberships_seen
-        if run.status == SyncRun.Status.SUCCEEDED:
-            run.users_created = plan.users.created
-            run.users_updated = len(plan.users.update)
-            run.users_removed = len(plan.users.remove)
-            run.groups_created = plan.groups.created
-            run.groups_updated = len(plan.groups.update)
-            run.groups_removed = len(plan.groups.remove)
-            run.memberships_created = plan.memberships_created
-            run.memberships_removed = len(plan.memberships_remove)
+        run.set_counts(plan.counts(), applied=run.status == SyncRun.Status.SUCCEEDED)
     run.save()
 
     summary: dict[str, Any] = {

@@ -11,7 +11,7 @@ from __future__ import annotations
 from .control import ControlApi, ControlError
 from .control_client import EmulatorControl, EmulatorControlError
 from .core import Emulator
-from .graph_api import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, GraphApi, GraphError
+from .graph_api import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, GraphApi, EmulatedGraphError
 from .login_api import LoginApi, LoginError
 from .messages import EmuRequest, EmuResponse
 from .server import EmulatorServer
@@ -67,7 +67,7 @@ __all__ = [
     "EmulatorControlError",
     "EmulatorServer",
     "GraphApi",
-    "GraphError",
+    "EmulatedGraphError",
     "LoginApi",
     "LoginError",
     "SigningKey",
