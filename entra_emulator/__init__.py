@@ -11,7 +11,7 @@ from __future__ import annotations
 from .control import ControlApi, ControlError
 from .control_client import EmulatorControl, EmulatorControlError
 from .core import Emulator
-from .graph_api import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, GraphApi, EmulatedGraphError
+from .graph_api import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, EmulatedGraphError, GraphApi
 from .login_api import LoginApi, LoginError
 from .messages import EmuRequest, EmuResponse
 from .server import EmulatorServer
@@ -62,12 +62,12 @@ __all__ = [
     "EmuResponse",
     "EmuTenant",
     "EmuUser",
+    "EmulatedGraphError",
     "Emulator",
     "EmulatorControl",
     "EmulatorControlError",
     "EmulatorServer",
     "GraphApi",
-    "EmulatedGraphError",
     "LoginApi",
     "LoginError",
     "SigningKey",

@@ -394,7 +394,9 @@ class GraphApi:
         scheme, _, token = header.partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
-            raise EmulatedGraphError(401, "InvalidAuthenticationToken", "Access token is empty.", challenge)
+            raise EmulatedGraphError(
+                401, "InvalidAuthenticationToken", "Access token is empty.", challenge
+            )
         info = self.tokens.lookup(token)
         if info is None:
             message = (
@@ -560,7 +562,9 @@ class GraphApi:
     @staticmethod
     def _group(tenant: EmuTenant, key: str) -> EmuGroup:
         if not GUID_RE.match(key):
-            raise EmulatedGraphError(400, "Request_BadRequest", f"Invalid object identifier '{key}'.")
+            raise EmulatedGraphError(
+                400, "Request_BadRequest", f"Invalid object identifier '{key}'."
+            )
         group = tenant.groups.get(key) or tenant.groups.get(key.lower())
         if group is None:
             raise not_found(key)
@@ -756,7 +760,9 @@ class GraphApi:
 
     def _sp_by_id(self, tenant: EmuTenant, key: str) -> ServicePrincipal:
         if not GUID_RE.match(key):
-            raise EmulatedGraphError(400, "Request_BadRequest", f"Invalid object identifier '{key}'.")
+            raise EmulatedGraphError(
+                400, "Request_BadRequest", f"Invalid object identifier '{key}'."
+            )
         for principal in self._service_principals(tenant):
             if principal.id.lower() == key.lower():
                 return principal
@@ -1018,7 +1024,9 @@ class _Options:
                     "Request_UnsupportedQuery",
                     f"The query option '{name}' is not supported on this request by the emulator.",
                 )
-            raise EmulatedGraphError(400, "BadRequest", f"The query parameter '{name}' is not supported.")
+            raise EmulatedGraphError(
+                400, "BadRequest", f"The query parameter '{name}' is not supported."
+            )
 
     @property
     def skiptoken(self) -> str | None:

@@ -7,11 +7,11 @@ returning object is revived rather than duplicated.
 
 from __future__ import annotations
 
+from typing import Self, TypeVar
+
 from django.db import models
 
 from directories.models import Directory
-
-from typing import Self, TypeVar
 
 _M = TypeVar("_M", bound=models.Model)
 

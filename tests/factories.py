@@ -8,6 +8,7 @@ import factory
 from django.utils import timezone
 
 from directories.models import Directory, SyncMode, SyncRun
+from directories.services.schedules import directory_schedule_sync
 from identities.models import Membership, SyncedGroup, SyncedUser
 
 
@@ -20,6 +21,15 @@ class DirectoryFactory(factory.django.DjangoModelFactory):
     tenant_id = factory.LazyFunction(lambda: str(uuid.uuid4()))
     tenant_name = "Contoso"
     verified_at = factory.LazyFunction(timezone.now)
+
+    class Params:
+        skip_postgeneration_save = True
+
+    @factory.post_generation
+    def schedule(obj: Directory, create: bool, extracted: object, **kwargs: object) -> None:
+        """Schedule it as the services that verify or save a directory do."""
+        if create:
+            directory_schedule_sync(directory=obj)
 
 
 class SyncedUserFactory(factory.django.DjangoModelFactory):

@@ -87,5 +87,3 @@ def history_chart_svg(runs: Sequence[SyncRun], width: int = 640, height: int = 1
             "", '<circle cx="{}" cy="{}" r="3.5" class="dot"><title>{}</title></circle>', dots
         ),
     )
-
-

@@ -30,6 +30,7 @@ from django.utils.crypto import constant_time_compare
 from directories.graph import GraphError, GraphWrongTenant, is_guid
 from directories.graph.client import MICROSOFT_LOGIN_HOSTS, _MsalHttpClient, forget_cached_tokens
 from directories.models import Directory
+
 from .graph import graph_settings
 from .verify import TenantProbe, directory_mark_verified, tenant_probe
 

@@ -35,9 +35,7 @@ def directory_add(*, name: str, mode: str, tenant_id: str = "") -> Directory:
     if tenant_id and not is_guid(tenant_id):
         raise DirectoryInputError(f"{tenant_id!r} is not a tenant id (a GUID).")
     try:
-        directory = Directory.objects.create(
-            name=name, sync_mode=mode, tenant_id=tenant_id.lower()
-        )
+        directory = Directory.objects.create(name=name, sync_mode=mode, tenant_id=tenant_id.lower())
     except IntegrityError as exc:
         raise DirectoryInputError(f"A directory named {name!r} already exists.") from exc
     directory_schedule_sync(directory=directory)

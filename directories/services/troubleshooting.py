@@ -15,12 +15,12 @@ from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 
-from identities.models import SyncedUser
-
 from directories.graph import GraphClient
 from directories.graph.errors import ErrorClass, GraphError, GraphNotFound
 from directories.graph.types import GraphGroup, GraphUser
 from directories.models import Directory, SyncMode, SyncRun
+from identities.models import SyncedUser
+
 from .graph import authentication_app_id, graph_client_for
 
 # --- the guide ---------------------------------------------------------------------------------

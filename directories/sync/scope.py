@@ -29,6 +29,7 @@ NOT_ASSIGNED_REMEDIATION = (
     "'All groups'."
 )
 
+
 @dataclass(frozen=True)
 class SyncScope:
     """The groups a directory syncs, as read from Graph for one run.

@@ -14,9 +14,9 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 from directories.models import Directory, SyncRun
+from directories.services.sync_now import directory_sync_enqueue
 from directories.sync import directory_sync
 from directories.sync.lock import DirectoryLock
-from directories.services.sync_now import directory_sync_enqueue
 from identities.models import SyncedUser
 from tests.factories import (
     DirectoryFactory,
@@ -238,7 +238,9 @@ def test_verify_now_sends_the_admin_to_microsoft_admin_consent(admin_client: Cli
     target = urlsplit(response.url)
     assert target.path == "/organizations/v2.0/adminconsent"
     query = parse_qs(target.query)
-    assert query["redirect_uri"] == ["http://testserver/admin/directories/directory/verify/callback/"]
+    assert query["redirect_uri"] == [
+        "http://testserver/admin/directories/directory/verify/callback/"
+    ]
     assert query["state"][0]
 
 

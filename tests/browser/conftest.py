@@ -18,10 +18,10 @@ import pytest
 from django.contrib.auth import get_user_model
 from django_q.brokers import get_broker
 
+from directories.graph import forget_cached_tokens
 from entra_emulator import EmulatorControl, EmuTenant, generate_tenant
 from entra_emulator.server import EmulatorLaunch, emulator_launch
 from entra_emulator.tls import trust_in_browsers
-from directories.graph import forget_cached_tokens
 from tests.conftest import AUTH_CLIENT_ID
 from tests.tasks.conftest import run_queued_tasks
 

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 import pytest
 from django.urls import reverse
 
+from directories.graph import forget_cached_tokens
+from directories.models import Directory, SyncMode, SyncRun
 from entra_emulator import DEFAULT_ADMIN_PASSWORD, EmulatorControl, EmuTenant
 from entra_emulator.expected import expected_directory
 from entra_emulator.server import EmulatorLaunch
-from directories.graph import forget_cached_tokens
-from directories.models import Directory, SyncMode, SyncRun
 from identities.models import SyncedUser
 
 from .conftest import missing_browser_tools, run_worker

@@ -16,9 +16,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from pytest_django.fixtures import Settings
 
+from directories.graph import GraphClient, GraphSettings
 from entra_emulator import DEFAULT_AUTH_APP_ID, generate_tenant
 from entra_emulator.server import DEMO_CLIENT_ID
-from directories.graph import GraphClient, GraphSettings
 from tests.conftest import AUTH_CLIENT_ID, CLIENT_ID
 
 Run = Callable[..., str]

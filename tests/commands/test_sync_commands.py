@@ -170,7 +170,7 @@ TENANT = "6ec9d5f0-5a2b-4a6e-8b6a-0123456789ab"
 @pytest.fixture
 def verify_graph(monkeypatch: pytest.MonkeyPatch) -> FakeVerifyGraph:
     fake = FakeVerifyGraph(TENANT)
-    monkeypatch.setattr("directories.services.graph_client_for", lambda **kwargs: fake)
+    monkeypatch.setattr("directories.services.verify.graph_client_for", lambda **kwargs: fake)
     return fake
 
 

@@ -16,8 +16,8 @@ from django.http import HttpResponse
 from django.test import Client
 from django.urls import reverse
 
-from entra_emulator import DEFAULT_ADMIN_PASSWORD, EmuTenant
 from directories.models import Directory
+from entra_emulator import DEFAULT_ADMIN_PASSWORD, EmuTenant
 
 
 @dataclass

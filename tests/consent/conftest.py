@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import responses
 
-from entra_emulator import Emulator, EmuTenant, generate_tenant
 from directories.models import Directory, SyncMode
+from entra_emulator import Emulator, EmuTenant, generate_tenant
 from tests.conftest import AUTH_CLIENT_ID, CLIENT_ID, CLIENT_SECRET, GRAPH_URL
 from tests.e2e.conftest import graph_http  # noqa: F401  (served by this module's `emulator`)
 

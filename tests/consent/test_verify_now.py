@@ -15,12 +15,12 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django_q.models import Schedule
 
-from directories.services import consent
-from entra_emulator import Emulator, EmuTenant
 from directories.graph import GraphUnauthorized
 from directories.models import Directory, SyncMode
-from directories.services.schedules import schedule_name
+from directories.services import consent
 from directories.services.graph import graph_client_for
+from directories.services.schedules import schedule_name
+from entra_emulator import Emulator, EmuTenant
 from tests.conftest import CLIENT_ID, CLIENT_SECRET, GRAPH_URL, LOGIN_URL
 
 from .browser import (
@@ -245,7 +245,9 @@ def test_a_code_microsoft_refuses_to_redeem_is_reported(
     back = redirect_location(microsoft(sign_in, login=admin_login(contoso)))
     params = query(back)
     params["code"] = "1.Anot-a-code"
-    message = only_error(admin_client.get("/admin/directories/directory/verify/callback/", params), directory)
+    message = only_error(
+        admin_client.get("/admin/directories/directory/verify/callback/", params), directory
+    )
     assert message.startswith("Verify Now stopped at sign-in: Microsoft refused the sign-in")
     assert "AADSTS" in message
     unchanged(directory)
@@ -286,7 +288,8 @@ def test_a_tenant_without_the_authentication_app_is_refused_in_assigned_mode(
 def test_a_forged_state_is_refused(admin_client: Client, directory: Directory) -> None:
     for state in ("forged", consent.signing.dumps({"d": directory.pk, "n": "x", "s": "consent"})):
         response = admin_client.get(
-            "/admin/directories/directory/verify/callback/", {"admin_consent": "True", "tenant": FABRIKAM_ID, "state": state}
+            "/admin/directories/directory/verify/callback/",
+            {"admin_consent": "True", "tenant": FABRIKAM_ID, "state": state},
         )
         message = only_error(response, None)
         assert "link is not valid: it was altered, or not issued by this site" in message
@@ -372,7 +375,8 @@ def test_a_state_for_another_directory_does_not_cross_over(
     verify_start(admin_client, second)
     state = query(verify_start(admin_client, directory))["state"]
     response = admin_client.get(
-        "/admin/directories/directory/verify/callback/", {"admin_consent": "True", "tenant": contoso.tenant_id, "state": state}
+        "/admin/directories/directory/verify/callback/",
+        {"admin_consent": "True", "tenant": contoso.tenant_id, "state": state},
     )
     assert redirect_location(response).startswith(f"{LOGIN_URL}/{contoso.tenant_id}/")
     unchanged(second)
@@ -426,7 +430,10 @@ def test_staff_without_the_verify_permission_cannot_start_or_finish(
     staff = get_user_model().objects.create_user("viewer", password="x", is_staff=True)
     client.force_login(staff)
     assert client.post(start_url(directory)).status_code == 403
-    assert client.get("/admin/directories/directory/verify/callback/", {"state": "x"}).status_code == 403
+    assert (
+        client.get("/admin/directories/directory/verify/callback/", {"state": "x"}).status_code
+        == 403
+    )
     assert client.get(confirm_url(directory)).status_code == 403
 
 

@@ -20,11 +20,11 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from directories.graph import forget_cached_tokens
+from directories.models import Directory
 from entra_emulator import EmulatorControl, EmuTenant
 from entra_emulator.expected import expected_directory
 from entra_emulator.server import EmulatorLaunch, emulator_launch
-from directories.graph import forget_cached_tokens
-from directories.models import Directory
 from identities.models import SyncedUser
 from identities.selectors import directory_present_state
 

@@ -16,9 +16,9 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from directories.models import Directory, SyncRun
 from entra_emulator import Emulator, EmuTenant, EmuUser
 from entra_emulator.expected import expected_directory
-from directories.models import Directory, SyncRun
 from identities.models import SyncedGroup, SyncedUser
 from identities.selectors import directory_present_state
 from tests.conftest import CLIENT_ID, CLIENT_SECRET, GRAPH_REQUEST_CHECKER

@@ -19,6 +19,7 @@ import requests
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from directories.graph import GraphClient, GraphSettings, GraphTransient
 from entra_emulator import (
     CertPaths,
     Emulator,
@@ -30,7 +31,6 @@ from entra_emulator import (
 )
 from entra_emulator.server import check_loopback, write_ca_bundle
 from entra_emulator.tls import CA_NAME, certificate_hosts
-from directories.graph import GraphClient, GraphSettings, GraphTransient
 
 CLIENT_ID = "33333333-3333-4333-8333-333333333333"
 SECRET = "server-test-secret"

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import ast
+import uuid
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from django.utils.module_loading import import_string
 from django_q.models import Schedule
 
 from directories.models import Directory, SyncRun
+from directories.services.directories import directory_add, directory_delete, directory_save
 from directories.services.schedules import (
+    SYNC_TASK,
     directory_schedule_sync,
     schedule_name,
     schedule_next_run,
     schedules_sync_all,
 )
+from directories.services.verify import TenantProbe, directory_mark_verified
 from directories.tasks import run_directory_sync
 from tests.factories import DirectoryFactory
 
@@ -45,8 +50,10 @@ def test_an_unverified_directory_is_scheduled_once_verified() -> None:
     directory = DirectoryFactory(verified_at=None)
     assert schedule_of(directory) is None
 
-    directory.verified_at = timezone.now()
-    directory.save()
+    directory_mark_verified(
+        directory=directory,
+        probe=TenantProbe(directory.tenant_id, "Contoso", "contoso.com", assigned_groups=None),
+    )
 
     assert schedule_of(directory) is not None
 
@@ -55,12 +62,22 @@ def test_disabling_or_deleting_a_directory_removes_its_schedule() -> None:
     disabled, deleted = DirectoryFactory(), DirectoryFactory()
 
     disabled.is_enabled = False
-    disabled.save()
+    directory_save(directory=disabled)
     deleted_pk = deleted.pk
-    deleted.delete()
+    directory_delete(directory=deleted)
 
     assert schedule_of(disabled) is None
     assert not Schedule.objects.filter(name=schedule_name(deleted_pk)).exists()
+
+
+def test_a_directory_added_by_the_service_is_not_scheduled_until_verified() -> None:
+    directory = directory_add(name="Fabrikam", mode="all", tenant_id=str(uuid.uuid4()))
+
+    assert schedule_of(directory) is None
+
+
+def test_the_schedule_task_path_names_the_sync_task() -> None:
+    assert import_string(SYNC_TASK) is run_directory_sync
 
 
 def test_it_is_idempotent_and_keeps_one_schedule_per_directory() -> None:

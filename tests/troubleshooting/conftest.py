@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from entra_emulator import Emulator, EmuTenant, EmuUser, generate_tenant
 from directories.models import Directory, SyncMode, SyncRun
 from directories.sync import directory_sync
+from entra_emulator import Emulator, EmuTenant, EmuUser, generate_tenant
 from tests.conftest import AUTH_CLIENT_ID
 from tests.e2e.conftest import clock, emulator, graph_http  # noqa: F401  (shared fixtures)
 from tests.factories import DirectoryFactory

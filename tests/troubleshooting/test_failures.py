@@ -10,7 +10,6 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from entra_emulator import EmuTenant
 from directories.models import SyncRun
 from directories.services.troubleshooting import (
     ERROR_KINDS,
@@ -21,11 +20,14 @@ from directories.services.troubleshooting import (
     error_kind,
     sync_failures_recent,
 )
+from entra_emulator import EmuTenant
 from tests.factories import DirectoryFactory, SyncRunFactory
 
 from .conftest import synced
 
 FAILED = SyncRun.Status.FAILED
+
+pytestmark = [pytest.mark.django_db]
 
 
 def week_ago() -> timezone.datetime:
@@ -149,7 +151,7 @@ def test_the_page_says_so_when_nothing_failed(staff: Client) -> None:
     assert b"No failed runs in this period." in staff.get(reverse("admin:troubleshooting")).content
 
 
-@pytest.mark.parametrize("name", ["troubleshooting", "troubleshooting-user"])
+@pytest.mark.parametrize("name", ["admin:troubleshooting", "admin:troubleshooting_user"])
 def test_anonymous_visitors_are_sent_to_the_login_page(client: Client, name: str) -> None:
     response = client.get(reverse(name))
 
@@ -169,7 +171,8 @@ def test_the_user_form_shows_the_diagnosis(staff: Client, tenant: EmuTenant) -> 
     directory = synced(tenant)
 
     page = staff.get(
-        reverse("admin:troubleshooting_user"), {"directory": directory.pk, "query": "ghost@example.com"}
+        reverse("admin:troubleshooting_user"),
+        {"directory": directory.pk, "query": "ghost@example.com"},
     )
 
     assert page.status_code == 200

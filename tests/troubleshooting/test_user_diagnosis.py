@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from directories.models import SyncMode
+from directories.services.troubleshooting import user_sync_diagnosis
+from directories.sync import directory_sync
 from entra_emulator import Emulator, EmuTenant
 from entra_emulator.expected import expected_directory
-from directories.models import SyncMode
-from directories.sync import directory_sync
-from directories.services.troubleshooting import user_sync_diagnosis
 
 from .conftest import make_directory, new_user, synced
 

@@ -21,12 +21,12 @@ from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 
-from entra_emulator import Emulator, EmuTenant, EmuUser, generate_tenant
-from entra_emulator.expected import expected_directory
-from entra_emulator.responses_adapter import install
 from directories.graph import forget_cached_tokens
 from directories.models import Directory, SyncMode, SyncRun
 from directories.sync import directory_sync
+from entra_emulator import Emulator, EmuTenant, EmuUser, generate_tenant
+from entra_emulator.expected import expected_directory
+from entra_emulator.responses_adapter import install
 from identities.models import Membership, SyncedGroup, SyncedUser
 from identities.selectors import directory_present_state
 
