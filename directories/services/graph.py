@@ -1,4 +1,4 @@
-"""The Graph client for a tenant, configured from Django settings (the only place that reads them)."""
+"""The Graph client for a tenant, configured from Django settings (the only code reading them)."""
 
 from __future__ import annotations
 
