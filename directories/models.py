@@ -121,7 +121,7 @@ class Directory(models.Model):
     class Meta:
         ordering = ["name"]
         verbose_name_plural = "directories"
-        permissions = DirectoryPermission.choices
+        permissions = [(p.value, str(p.label)) for p in DirectoryPermission]
 
     def __str__(self) -> str:
         return self.name

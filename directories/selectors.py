@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.db.models import QuerySet
 
-from .models import Directory, SyncRun
+from .models import Directory, RunCounts, SyncRun
+from .sync import SyncOutcome
 
 
 def sync_runs_recent(
@@ -20,8 +22,38 @@ def sync_runs_recent(
     return runs[:limit]
 
 
+def _summary(
+    *,
+    run_id: int | None,
+    directory: str,
+    trigger: str,
+    status: str,
+    started_at: datetime | None,
+    finished_at: datetime | None,
+    seconds: float | None,
+    counts: RunCounts,
+    requests: int,
+    retries: int,
+    error: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The one shape of a run summary, for a recorded run and a dry run alike."""
+    return {
+        "run_id": run_id,
+        "directory": directory,
+        "trigger": trigger,
+        "status": status,
+        "started_at": started_at.isoformat() if started_at else None,
+        "finished_at": finished_at.isoformat() if finished_at else None,
+        "seconds": round(seconds, 3) if seconds is not None else None,
+        **counts,
+        "requests": requests,
+        "retries": retries,
+        "error": error,
+    }
+
+
 def sync_run_summary(run: SyncRun) -> dict[str, Any]:
-    """A run as the JSON that `sync_directory --json` and `sync_history --json` print."""
+    """A run as the JSON that `sync_directory --json`, `sync_history --json` and tasks give."""
     duration = run.duration
     error = None
     if run.error_class:
@@ -31,32 +63,36 @@ def sync_run_summary(run: SyncRun) -> dict[str, Any]:
             "remediation": run.error_remediation,
             "request_id": run.graph_request_id or None,
         }
-    return {
-        "run_id": run.pk,
-        "directory": run.directory.name,
-        "trigger": run.trigger,
-        "status": run.status,
-        "started_at": run.started_at.isoformat(),
-        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-        "seconds": round(duration.total_seconds(), 3) if duration else None,
-        "users": {
-            "seen": run.users_seen,
-            "created": run.users_created,
-            "updated": run.users_updated,
-            "removed": run.users_removed,
-        },
-        "groups": {
-            "seen": run.groups_seen,
-            "created": run.groups_created,
-            "updated": run.groups_updated,
-            "removed": run.groups_removed,
-        },
-        "memberships": {
-            "seen": run.memberships_seen,
-            "created": run.memberships_created,
-            "removed": run.memberships_removed,
-        },
-        "requests": run.graph_requests,
-        "retries": run.graph_retries,
-        "error": error,
-    }
+    return _summary(
+        run_id=run.pk,
+        directory=run.directory.name,
+        trigger=run.trigger,
+        status=run.status,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        seconds=duration.total_seconds() if duration else None,
+        counts=run.counts(),
+        requests=run.graph_requests,
+        retries=run.graph_retries,
+        error=error,
+    )
+
+
+def sync_outcome_summary(outcome: SyncOutcome) -> dict[str, Any]:
+    """A sync's summary: its recorded run's, or for a dry run what the plan would change."""
+    if outcome.run is not None:
+        return sync_run_summary(outcome.run)
+    assert outcome.plan is not None  # a dry run always has its plan
+    return _summary(
+        run_id=None,
+        directory=outcome.directory.name,
+        trigger=SyncRun.Trigger.COMMAND,
+        status=outcome.status,
+        started_at=None,
+        finished_at=None,
+        seconds=outcome.seconds,
+        counts=outcome.plan.counts(),
+        requests=outcome.requests,
+        retries=outcome.retries,
+        error=None,
+    )

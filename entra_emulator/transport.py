@@ -90,7 +90,7 @@ def serve_in_process(emulator: Emulator, *, login_url: str, graph_url: str) -> I
                 raise failure
             return _requests_response(request, answer)
 
-        HTTPAdapter.send = send  # type: ignore[method-assign]
+        HTTPAdapter.send = send  # type: ignore[method-assign,assignment]
     try:
         yield
     finally:

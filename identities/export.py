@@ -6,13 +6,24 @@ import csv
 from collections import defaultdict
 from typing import Any, TextIO
 
-from directories.graph.client import USER_FIELDS
 from directories.models import Directory
 
 from .models import Membership, SyncedGroup, SyncedUser
 
-# The properties we keep, in Graph's names, then the user's groups.
-CSV_COLUMNS = [*USER_FIELDS, "groups"]
+# The CSV's columns: the user properties we keep, in Graph's names, then the user's groups.
+# Listed here, not derived from the Graph client's $select, so a new Graph field never
+# changes (or breaks) the export by accident.
+CSV_COLUMNS = [
+    "id",
+    "userPrincipalName",
+    "mail",
+    "displayName",
+    "givenName",
+    "surname",
+    "accountEnabled",
+    "userType",
+    "groups",
+]
 
 
 def directory_export_data(*, directory: Directory) -> dict[str, Any]:
@@ -60,18 +71,26 @@ def directory_export_data(*, directory: Directory) -> dict[str, Any]:
     return {"users": users, "groups": groups}
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> str:
+    """A value as a CSV cell that no spreadsheet executes: a leading formula sign is quoted."""
+    text = "" if value is None else str(value)
+    return f"'{text}" if text.startswith(FORMULA_PREFIXES) else text
+
+
 def write_users_csv(data: dict[str, Any], stream: TextIO) -> None:
-    """One row per user; `groups` holds the object ids of its groups, separated by ';'."""
+    """One row per user; `groups` holds the object ids of its groups, separated by ';'.
+
+    Names come from Entra ID, where anyone who may edit a profile can type `=HYPERLINK(…)`:
+    every cell goes through `csv_cell`.
+    """
     writer = csv.DictWriter(stream, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for user in data["users"]:
-        writer.writerow(
-            {
-                **{key: user[key] for key in CSV_COLUMNS if key != "groups"},
-                "mail": user["mail"] or "",
-                "givenName": user["givenName"] or "",
-                "surname": user["surname"] or "",
-                "accountEnabled": "true" if user["accountEnabled"] else "false",
-                "groups": ";".join(user["groups"]),
-            }
-        )
+        row = {key: user.get(key) for key in CSV_COLUMNS}
+        row["accountEnabled"] = "true" if user["accountEnabled"] else "false"
+        row["groups"] = ";".join(user["groups"])
+        writer.writerow({key: csv_cell(value) for key, value in row.items()})

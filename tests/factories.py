@@ -15,15 +15,13 @@ from identities.models import Membership, SyncedGroup, SyncedUser
 class DirectoryFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Directory
+        skip_postgeneration_save = True
 
     name = factory.Sequence(lambda n: f"Directory {n}")
     sync_mode = SyncMode.ALL
     tenant_id = factory.LazyFunction(lambda: str(uuid.uuid4()))
     tenant_name = "Contoso"
     verified_at = factory.LazyFunction(timezone.now)
-
-    class Params:
-        skip_postgeneration_save = True
 
     @factory.post_generation
     def schedule(obj: Directory, create: bool, extracted: object, **kwargs: object) -> None:

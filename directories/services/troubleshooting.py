@@ -8,20 +8,22 @@ page, the docs and `sync_history --failures` tell the same story.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 
-from directories.graph import GraphClient
 from directories.graph.errors import ErrorClass, GraphError, GraphNotFound
 from directories.graph.types import GraphGroup, GraphUser
-from directories.models import Directory, SyncMode, SyncRun
-from identities.models import SyncedUser
+from directories.models import Directory, SyncRun
+from directories.sync.reader import DirectoryReader
+from directories.sync.scope import SyncScope, read_scope
+from identities.models import SyncedUser, SyncedUserQuerySet
 
-from .graph import authentication_app_id, graph_client_for
+from .graph import graph_client_for
 
 # --- the guide ---------------------------------------------------------------------------------
 
@@ -211,6 +213,36 @@ def sync_failures_recent(
 # --- why isn't this user syncing? --------------------------------------------------------------
 
 
+class UserReader(DirectoryReader, Protocol):
+    """The Graph reads "Why isn't this user syncing?" makes: the user and its groups, on top of
+    the scope, which it reads with `read_scope` exactly as the sync does."""
+
+    def user(self, id_or_upn: str) -> GraphUser: ...
+
+    def user_transitive_groups(self, user_id: str) -> list[GraphGroup]: ...
+
+
+@dataclass(frozen=True)
+class EntraFacts:
+    """What Microsoft Graph says now: the user, its transitive groups and the directory's scope."""
+
+    user: GraphUser
+    groups: tuple[GraphGroup, ...]
+    scope: SyncScope
+
+
+@dataclass(frozen=True)
+class UserFacts:
+    """Everything known about one user before explaining it: the local copy, then Graph."""
+
+    query: str
+    tenant: str  # the tenant's name, or its id
+    local: str  # what the local copy says about the user
+    was_synced: bool  # the local copy has the user, present or removed
+    present: bool  # ... and it is present, not removed
+    entra: EntraFacts | GraphError | None = None  # None: not asked, the directory is unverified
+
+
 @dataclass(frozen=True)
 class Diagnosis:
     """One answer: a short verdict, what it means, and what to do about it."""
@@ -225,6 +257,80 @@ class Diagnosis:
     request_id: str = ""
 
 
+def user_sync_diagnosis(
+    *, directory: Directory, query: str, client: UserReader | None = None
+) -> Diagnosis:
+    """Explain whether, and why (not), one user is synced into a directory.
+
+    Reading (`user_sync_facts`) and explaining (`explain`) are apart so every answer can be
+    tested from facts alone. Graph errors become an answer too, never an exception.
+    """
+    return explain(user_sync_facts(directory=directory, query=query, client=client))
+
+
+def user_sync_facts(
+    *, directory: Directory, query: str, client: UserReader | None = None
+) -> UserFacts:
+    """The local copy of a user (by object id, UPN or mail) and, once verified, Graph's view.
+
+    Graph is asked for the local copy's object id when there is one, so a renamed user is
+    still found; a Graph error is kept as a fact for `explain` to put in words.
+    """
+    query = query.strip()
+    local_user = _local_user(directory, query)
+    facts = UserFacts(
+        query=query,
+        tenant=directory.tenant_name or directory.tenant_id,
+        local=_local_line(local_user),
+        was_synced=local_user is not None,
+        present=local_user is not None and local_user.removed_at is None,
+    )
+    if not directory.is_verified:
+        return facts
+    key = local_user.entra_id if local_user else query
+    return replace(facts, entra=_entra_facts(directory, key, client))
+
+
+def _entra_facts(
+    directory: Directory, key: str, client: UserReader | None
+) -> EntraFacts | GraphError:
+    try:
+        reader: UserReader = client or graph_client_for(tenant_id=directory.tenant_id)
+        user = reader.user(key)
+        groups = reader.user_transitive_groups(user.id)
+        scope = read_scope(reader, directory=directory)
+    except GraphError as exc:
+        return exc
+    return EntraFacts(user=user, groups=tuple(groups), scope=scope)
+
+
+def explain(facts: UserFacts) -> Diagnosis:
+    """Why the user is (not) synced, from the facts alone (no I/O).
+
+    "In scope" is `SyncScope.synced_groups`, the very test the sync's fetch makes, so the
+    answer cannot disagree with what the engine does.
+    """
+    entra = facts.entra
+    if entra is None:
+        return _not_connected(facts)
+    if isinstance(entra, GraphNotFound):
+        return _not_in_tenant(facts, entra)
+    if isinstance(entra, GraphError):
+        return _graph_failure(entra, facts.local)
+    through = entra.scope.synced_groups(entra.groups)
+    if through and facts.present:
+        return _synced(facts, entra.user, through)
+    if through:
+        return _not_synced_yet(facts, entra.user, through)
+    if not entra.scope.assigned_only:
+        return _in_no_group(facts, entra.user)
+    if entra.scope.is_assigned_directly(entra.user.id):
+        return _assigned_directly(facts, entra)
+    if not entra.groups:
+        return _in_no_group_at_all(facts, entra.user)
+    return _in_unassigned_groups(facts, entra)
+
+
 def _names(groups: Sequence[GraphGroup] | Sequence[str], limit: int = 5) -> str:
     names = [g if isinstance(g, str) else g.display_name or g.id for g in groups]
     shown = ", ".join(f"'{n}'" for n in sorted(names)[:limit])
@@ -233,18 +339,17 @@ def _names(groups: Sequence[GraphGroup] | Sequence[str], limit: int = 5) -> str:
 
 def _local_user(directory: Directory, query: str) -> SyncedUser | None:
     """The local copy of a user by object id, UPN or mail; a present one wins over a removed one."""
-    matches = SyncedUser.objects.filter(directory=directory).filter(
+    matches: SyncedUserQuerySet = SyncedUser.objects.filter(directory=directory).filter(
         Q(entra_id__iexact=query) | Q(user_principal_name__iexact=query) | Q(mail__iexact=query)
     )
-    found = matches.order_by(F("removed_at").asc(nulls_first=True)).first()
-    return found if isinstance(found, SyncedUser) else None
+    return matches.order_by(F("removed_at").asc(nulls_first=True)).first()
 
 
-def _local_line(user: SyncedUser | None) -> tuple[str, list[str]]:
+def _local_line(user: SyncedUser | None) -> str:
     if user is None:
-        return "Not in entra-sync's copy of this directory.", []
+        return "Not in entra-sync's copy of this directory."
     if user.removed_at is not None:
-        return f"Was synced, and removed at {user.removed_at:%Y-%m-%d %H:%M} UTC.", []
+        return f"Was synced, and removed at {user.removed_at:%Y-%m-%d %H:%M} UTC."
     groups = sorted(
         user.memberships.filter(removed_at__isnull=True).values_list(
             "group__display_name", flat=True
@@ -252,8 +357,8 @@ def _local_line(user: SyncedUser | None) -> tuple[str, list[str]]:
     )
     since = f"Synced since {user.first_synced_at:%Y-%m-%d %H:%M} UTC"
     if groups:
-        return f"{since}, in groups {_names(groups)}.", groups
-    return f"{since}, in no group.", groups
+        return f"{since}, in groups {_names(groups)}."
+    return f"{since}, in no group."
 
 
 def _notes(user: GraphUser, *, in_scope: bool) -> tuple[str, ...]:
@@ -270,6 +375,40 @@ def _notes(user: GraphUser, *, in_scope: bool) -> tuple[str, ...]:
     return tuple(notes)
 
 
+def _leaving(facts: UserFacts) -> str:
+    return " Its local copy is removed at the next sync." if facts.present else ""
+
+
+def _not_connected(facts: UserFacts) -> Diagnosis:
+    return Diagnosis(
+        verdict="The directory is not connected yet",
+        explanation="entra-sync does not know this directory's tenant, so it cannot ask "
+        "Microsoft Graph about the user.",
+        remediation="Open the directory and use Verify Now.",
+        local=facts.local,
+    )
+
+
+def _not_in_tenant(facts: UserFacts, error: GraphNotFound) -> Diagnosis:
+    removal = (
+        " The next sync marks it removed."
+        if facts.present
+        else " Its local copy was already marked removed."
+        if facts.was_synced
+        else ""
+    )
+    return Diagnosis(
+        verdict="Not in the tenant",
+        explanation=f"Microsoft Entra ID has no user with the object id or user principal "
+        f"name {facts.query!r} in {facts.tenant}.{removal}",
+        remediation="Check the spelling and that the user belongs to this tenant. A mail "
+        "address is found only when it is also the user principal name or the user was "
+        "synced before.",
+        local=facts.local,
+        request_id=error.request_id or "",
+    )
+
+
 def _graph_failure(error: GraphError, local: str) -> Diagnosis:
     return Diagnosis(
         verdict="Could not ask Microsoft Graph",
@@ -281,132 +420,84 @@ def _graph_failure(error: GraphError, local: str) -> Diagnosis:
     )
 
 
-def user_sync_diagnosis(
-    *, directory: Directory, query: str, client: GraphClient | None = None
-) -> Diagnosis:
-    """Explain whether, and why (not), one user is synced into a directory.
+def _through(groups: Sequence[GraphGroup]) -> str:
+    verb = "is" if len(groups) == 1 else "are"
+    return f"It is in {_names(groups)}, which {verb} synced."
 
-    The local copy answers "is it synced"; Graph answers "why": the user's transitive groups
-    compared with the directory's scope (the groups assigned to the Authentication app, or
-    every group). Graph errors become an answer too, never an exception.
-    """
-    query = query.strip()
-    local_user = _local_user(directory, query)
-    local, _ = _local_line(local_user)
-    present = local_user is not None and local_user.removed_at is None
-    if not directory.is_verified:
-        return Diagnosis(
-            verdict="The directory is not connected yet",
-            explanation="entra-sync does not know this directory's tenant, so it cannot ask "
-            "Microsoft Graph about the user.",
-            remediation="Open the directory and use Verify Now.",
-            local=local,
-        )
-    try:
-        client = client or graph_client_for(tenant_id=directory.tenant_id)
-        user = client.user(local_user.entra_id if local_user else query)
-    except GraphNotFound as exc:
-        removal = (
-            " The next sync marks it removed."
-            if present
-            else " Its local copy was already marked removed."
-            if local_user
-            else ""
-        )
-        return Diagnosis(
-            verdict="Not in the tenant",
-            explanation=f"Microsoft Entra ID has no user with the object id or user principal "
-            f"name {query!r} in {directory.tenant_name or directory.tenant_id}.{removal}",
-            remediation="Check the spelling and that the user belongs to this tenant. A mail "
-            "address is found only when it is also the user principal name or the user was "
-            "synced before.",
-            local=local,
-            request_id=exc.request_id or "",
-        )
-    except GraphError as exc:
-        return _graph_failure(exc, local)
-    try:
-        groups = client.user_transitive_groups(user.id)
-        if directory.sync_mode == SyncMode.ASSIGNED:
-            assignments = client.app_role_assignments(authentication_app_id())
-        else:
-            assignments = []
-    except GraphError as exc:
-        return _graph_failure(exc, local)
 
-    if directory.sync_mode == SyncMode.ASSIGNED:
-        assigned = {a.principal_id for a in assignments if a.principal_type == "Group"}
-        synced_groups = [g for g in groups if g.id in assigned]
-    else:
-        synced_groups = list(groups)
-    in_scope = bool(synced_groups)
-    notes = _notes(user, in_scope=in_scope)
-    leaving = " Its local copy is removed at the next sync." if present else ""
+def _synced(facts: UserFacts, user: GraphUser, through: Sequence[GraphGroup]) -> Diagnosis:
+    return Diagnosis(
+        verdict="Synced" if user.account_enabled else "Synced, marked disabled",
+        explanation=f"{facts.local} {_through(through)}",
+        remediation="Nothing to do.",
+        synced=True,
+        local=facts.local,
+        notes=_notes(user, in_scope=True),
+    )
 
-    if in_scope:
-        verb = "is" if len(synced_groups) == 1 else "are"
-        through = f"It is in {_names(synced_groups)}, which {verb} synced."
-        if present and local_user is not None:
-            verdict = "Synced" if user.account_enabled else "Synced, marked disabled"
-            return Diagnosis(
-                verdict=verdict,
-                explanation=f"{local} {through}",
-                remediation="Nothing to do.",
-                synced=True,
-                local=local,
-                notes=notes,
-            )
-        return Diagnosis(
-            verdict="Not synced yet",
-            explanation=f"{through} It is not in the local copy yet.",
-            remediation="The next sync adds it; use Sync Now to add it now. If runs are "
-            "failing, see the failures above.",
-            local=local,
-            notes=notes,
-        )
-    if directory.sync_mode == SyncMode.ALL:
-        return Diagnosis(
-            verdict="In no group",
-            explanation="The directory syncs all groups and the users in them, and this user "
-            f"is a member of no group.{leaving}",
-            remediation="Add the user to a group in Entra ID; the next sync adds it.",
-            local=local,
-            notes=notes,
-        )
-    if any(a.principal_type == "User" and a.principal_id == user.id for a in assignments):
-        return Diagnosis(
-            verdict="Assigned directly instead of through a group",
-            explanation="The user is assigned to the Authentication application itself. Only "
-            "groups assigned to it are synced; users assigned directly are not."
-            + (f" It is in {_names(groups)}, none of them assigned." if groups else "")
-            + leaving,
-            remediation="In Entra ID, open Enterprise applications > the Authentication "
-            "application > Users and groups and assign a group the user is in instead.",
-            local=local,
-            notes=notes,
-        )
-    if not groups:
-        return Diagnosis(
-            verdict="In no synced group",
-            explanation="Only members of the groups assigned to the Authentication application "
-            f"are synced, and this user is a member of no group at all.{leaving}",
-            remediation="Add the user to a group that is assigned to the Authentication "
-            "application, or assign one of its groups to it.",
-            local=local,
-            notes=notes,
-        )
-    plural = len(groups) != 1
+
+def _not_synced_yet(facts: UserFacts, user: GraphUser, through: Sequence[GraphGroup]) -> Diagnosis:
+    return Diagnosis(
+        verdict="Not synced yet",
+        explanation=f"{_through(through)} It is not in the local copy yet.",
+        remediation="The next sync adds it; use Sync Now to add it now. If runs are "
+        "failing, see the failures above.",
+        local=facts.local,
+        notes=_notes(user, in_scope=True),
+    )
+
+
+def _in_no_group(facts: UserFacts, user: GraphUser) -> Diagnosis:
+    return Diagnosis(
+        verdict="In no group",
+        explanation="The directory syncs all groups and the users in them, and this user "
+        f"is a member of no group.{_leaving(facts)}",
+        remediation="Add the user to a group in Entra ID; the next sync adds it.",
+        local=facts.local,
+        notes=_notes(user, in_scope=False),
+    )
+
+
+def _assigned_directly(facts: UserFacts, entra: EntraFacts) -> Diagnosis:
+    groups = entra.groups
+    return Diagnosis(
+        verdict="Assigned directly instead of through a group",
+        explanation="The user is assigned to the Authentication application itself. Only "
+        "groups assigned to it are synced; users assigned directly are not."
+        + (f" It is in {_names(groups)}, none of them assigned." if groups else "")
+        + _leaving(facts),
+        remediation="In Entra ID, open Enterprise applications > the Authentication "
+        "application > Users and groups and assign a group the user is in instead.",
+        local=facts.local,
+        notes=_notes(entra.user, in_scope=False),
+    )
+
+
+def _in_no_group_at_all(facts: UserFacts, user: GraphUser) -> Diagnosis:
+    return Diagnosis(
+        verdict="In no synced group",
+        explanation="Only members of the groups assigned to the Authentication application "
+        f"are synced, and this user is a member of no group at all.{_leaving(facts)}",
+        remediation="Add the user to a group that is assigned to the Authentication "
+        "application, or assign one of its groups to it.",
+        local=facts.local,
+        notes=_notes(user, in_scope=False),
+    )
+
+
+def _in_unassigned_groups(facts: UserFacts, entra: EntraFacts) -> Diagnosis:
+    groups, plural = entra.groups, len(entra.groups) != 1
     return Diagnosis(
         verdict="In no synced group",
         explanation=f"The user is in {'groups' if plural else 'group'} {_names(groups)}, but "
         f"{'none is' if plural else 'it is not'} assigned to the Authentication application, "
-        f"so {'they are' if plural else 'it is'} not synced.{leaving}",
+        f"so {'they are' if plural else 'it is'} not synced.{_leaving(facts)}",
         remediation=f"Group {_names(groups)} {'are' if plural else 'is'} not assigned to the "
         "Authentication app (assign it in Enterprise applications > Users and groups); this "
         "needs Entra ID P1 or P2. Make sure it is the Authentication application, not the "
         "Directory Sync one.",
-        local=local,
-        notes=notes,
+        local=facts.local,
+        notes=_notes(entra.user, in_scope=False),
     )
 
 

@@ -126,6 +126,33 @@ def test_export_csv_has_a_row_per_present_user(tmp_path: object) -> None:
     assert len(rows[0]["groups"].split(";")) == 1
 
 
+def test_export_csv_neutralises_cells_a_spreadsheet_would_run_as_formulas() -> None:
+    directory = DirectoryFactory(name="Contoso")
+    SyncedUserFactory(
+        directory=directory,
+        user_principal_name="mallory@contoso.com",
+        display_name='=HYPERLINK("https://evil.example","Click")',
+        given_name="+1",
+        surname="@SUM(A1)",
+    )
+
+    rows = list(csv.DictReader(io.StringIO(run("export_directory", "Contoso", "--format", "csv"))))
+
+    assert rows[0]["displayName"] == '\'=HYPERLINK("https://evil.example","Click")'
+    assert (rows[0]["givenName"], rows[0]["surname"]) == ("'+1", "'@SUM(A1)")
+    assert rows[0]["userPrincipalName"] == "mallory@contoso.com"
+
+
+def test_export_csv_columns_are_listed_explicitly() -> None:
+    make_synced_directory()
+
+    header = run("export_directory", "Contoso", "--format", "csv").splitlines()[0]
+
+    assert header == (
+        "id,userPrincipalName,mail,displayName,givenName,surname,accountEnabled,userType,groups"
+    )
+
+
 def test_export_to_a_file(tmp_path: pytest.TempPathFactory) -> None:
     make_synced_directory()
     target = tmp_path / "contoso.json"  # type: ignore[operator]

@@ -92,10 +92,14 @@ def test_dry_run_json_has_the_same_shape(graph: FakeGraph) -> None:
     DirectoryFactory(name="Contoso")
     graph.add_group(make_group("Engineering"), [make_user("Ada")])
 
-    summary = json.loads(sync_command("Contoso", "--dry-run", "--json")[0])
+    dry = json.loads(sync_command("Contoso", "--dry-run", "--json")[0])
+    real = json.loads(sync_command("Contoso", "--json")[0])
 
-    assert summary["status"] == "dry_run"
-    assert summary["users"]["created"] == 1
+    assert dry["status"] == "dry_run" and real["status"] == "succeeded"
+    assert dry.keys() == real.keys()
+    for kind in ("users", "groups", "memberships"):
+        assert dry[kind] == real[kind], kind  # what the plan said is what the run did
+    assert dry["run_id"] is None and real["run_id"] is not None
 
 
 def test_a_held_mass_deletion_exits_3_and_allow_mass_delete_applies_it(graph: FakeGraph) -> None:

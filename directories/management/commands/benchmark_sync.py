@@ -1,9 +1,12 @@
 """manage.py benchmark_sync: time full, unchanged and incremental syncs of a generated tenant.
 
-The tenant is served in-process by the emulator (through `responses`), so the numbers measure
-entra-sync itself (MSAL, the Graph client, the engine, the database) plus an optional
-simulated network latency per Graph request. It writes to the configured database under a
-directory named `benchmark-…`, removed at the end unless --keep.
+The tenant is served in-process by the emulator (`entra_emulator.transport`, no sockets and
+no test library), so the numbers measure entra-sync itself (MSAL, the Graph client, the
+engine, the database) plus an optional simulated network latency per Graph request. The
+benchmark uses its own Graph client and Authentication app id, so the Entra settings are
+neither needed nor changed; GRAPH_CONCURRENCY is read from the environment as in a real sync.
+It writes to the configured database under a directory named `benchmark-…`, removed at the
+end unless --keep. It needs only the runtime requirements.
 """
 
 from __future__ import annotations
@@ -15,18 +18,18 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import responses
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
-from django.test import override_settings
 from django.utils import timezone
 
-from directories.graph import forget_cached_tokens
+from directories.graph import GraphClient, GraphSettings, forget_cached_tokens
 from directories.models import Directory, SyncMode, SyncRun
 from directories.sync import directory_sync
-from entra_emulator import Emulator, EmuTenant, EmuUser, generate_tenant
+from entra_emulator import EmuTenant, generate_tenant
 from entra_emulator.expected import expected_directory
-from entra_emulator.responses_adapter import install
+from entra_emulator.scenarios import day_of_changes, single_tenant_emulator
+from entra_emulator.transport import serve_in_process
 from identities.models import Membership, SyncedGroup, SyncedUser
 from identities.selectors import directory_present_state
 
@@ -35,6 +38,10 @@ GRAPH_URL = "https://graph.benchmark.test"
 CLIENT_ID = "0b0b0b0b-0000-4000-8000-00000000b0b0"
 CLIENT_SECRET = "benchmark-secret"
 AUTH_CLIENT_ID = "0a0a0a0a-0000-4000-8000-00000000a0a0"
+GRAPH_SETTINGS = GraphSettings(
+    client_id=CLIENT_ID, client_secret=CLIENT_SECRET, login_url=LOGIN_URL, graph_url=GRAPH_URL
+)
+RUNS = ("full (empty database)", "unchanged", "incremental")
 
 
 class WriteCounter:
@@ -58,39 +65,6 @@ def counting_writes() -> Iterator[WriteCounter]:
         yield counter
 
 
-def change_tenant(tenant: EmuTenant, *, share: float) -> str:
-    """Rename, remove and add a share of users, as a day in a real tenant might."""
-    users = sorted(tenant.users)
-    step = max(1, int(1 / share))
-    renamed = 0
-    for user_id in users[::step]:
-        tenant.rename_user(user_id, display_name=tenant.users[user_id].display_name + " (new)")
-        renamed += 1
-    removed = 0
-    for group_id in sorted(tenant.groups)[:: max(1, len(tenant.groups) // 10)]:
-        members = tenant.members_of(group_id, transitive=False, kind="user")
-        if members:
-            tenant.remove_member(group_id, members[0])
-            removed += 1
-    target = next(iter(sorted(tenant.groups)))
-    added = max(1, int(len(users) * share))
-    for n in range(added):
-        user = tenant.add_user(
-            EmuUser(
-                id=f"b0b0b0b0-0000-4000-8000-{n:012d}",
-                user_principal_name=f"new.hire{n}@{tenant.default_domain}",
-                mail=None,
-                display_name=f"New Hire {n}",
-                given_name="New",
-                surname=f"Hire {n}",
-                account_enabled=True,
-                user_type="Member",
-            )
-        )
-        tenant.add_member(target, user.id)
-    return f"{renamed} users renamed, {removed} memberships removed, {added} users added"
-
-
 class Command(BaseCommand):
     help = "Benchmark full, unchanged and incremental syncs of a generated tenant."
 
@@ -102,7 +76,6 @@ class Command(BaseCommand):
         parser.add_argument(
             "--latency-ms", type=float, default=0.0, help="Simulated latency per Graph request"
         )
-        parser.add_argument("--concurrency", type=int, default=4, help="GRAPH_CONCURRENCY")
         parser.add_argument("--keep", action="store_true", help="Keep the benchmark directory")
         parser.add_argument("--json", action="store_true")
 
@@ -116,27 +89,19 @@ class Command(BaseCommand):
         )
         generated = time.perf_counter() - started
         size = {"users": len(tenant.users), "groups": len(tenant.groups)}
-        emulator = Emulator(graph_url=GRAPH_URL)
-        emulator.add_app(CLIENT_ID, CLIENT_SECRET)
-        emulator.add_tenant(tenant)
-        emulator.graph.latency = options["latency_ms"] / 1000
+        emulator = single_tenant_emulator(
+            tenant,
+            client_id=CLIENT_ID,
+            client_secret=CLIENT_SECRET,
+            graph_url=GRAPH_URL,
+            latency_ms=options["latency_ms"],
+        )
         assigned = options["mode"] == SyncMode.ASSIGNED
         name = f"benchmark-{options['users']}x{options['groups']}-{options['mode']}"
 
         results: list[dict[str, Any]] = []
-        with (
-            responses.RequestsMock(assert_all_requests_are_fired=False) as rsps,
-            override_settings(
-                ENTRA_LOGIN_URL=LOGIN_URL,
-                GRAPH_URL=GRAPH_URL,
-                ENTRA_CLIENT_ID=CLIENT_ID,
-                ENTRA_CLIENT_SECRET=CLIENT_SECRET,
-                ENTRA_AUTH_CLIENT_ID=AUTH_CLIENT_ID,
-                GRAPH_CONCURRENCY=options["concurrency"],
-            ),
-        ):
-            install(rsps, emulator, login_url=LOGIN_URL, graph_url=GRAPH_URL)
-            forget_cached_tokens()
+        with serve_in_process(emulator, login_url=LOGIN_URL, graph_url=GRAPH_URL):
+            forget_cached_tokens(tenant_id=tenant.tenant_id)  # a token of an earlier emulator
             _delete_directory(name)
             directory = Directory.objects.create(
                 name=name,
@@ -146,22 +111,22 @@ class Command(BaseCommand):
                 verified_at=timezone.now(),
             )
             try:
-                for label in ("full (empty database)", "unchanged", "incremental"):
-                    note = ""
-                    if label == "incremental":
-                        note = change_tenant(tenant, share=0.01)
+                for label in RUNS:
+                    note = day_of_changes(tenant, share=0.01) if label == "incremental" else ""
                     results.append(self._timed_sync(directory, label, note))
                     self._check(directory, tenant, assigned)
             finally:
+                forget_cached_tokens(tenant_id=tenant.tenant_id)
                 if not options["keep"]:
                     _delete_directory(name)
 
+        concurrency = settings.GRAPH_CONCURRENCY
         report = {
             "tenant": {**size, "generated_seconds": round(generated, 3)},
             "mode": options["mode"],
             "database": connection.vendor,
             "latency_ms": options["latency_ms"],
-            "concurrency": options["concurrency"],
+            "concurrency": concurrency,
             "runs": results,
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         }
@@ -171,7 +136,8 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Tenant: {size['users']} users, {size['groups']} groups "
             f"(generated in {generated:.2f}s); mode {options['mode']}; {connection.vendor}; "
-            f"latency {options['latency_ms']} ms/request; concurrency {options['concurrency']}"
+            f"latency {options['latency_ms']} ms/request; concurrency {concurrency} "
+            "(GRAPH_CONCURRENCY)"
         )
         for result in results:
             self.stdout.write(
@@ -183,10 +149,16 @@ class Command(BaseCommand):
         self.stdout.write(f"  peak RSS {report['peak_rss_mb']} MB; every run matched the tenant")
 
     def _timed_sync(self, directory: Directory, label: str, note: str) -> dict[str, Any]:
+        # A client per run: its RequestStats are the run's request counts.
+        client = GraphClient(tenant_id=directory.tenant_id, settings=GRAPH_SETTINGS)
         with counting_writes() as counter:
             started = time.perf_counter()
             outcome = directory_sync(
-                directory=directory, trigger=SyncRun.Trigger.COMMAND, allow_mass_delete=True
+                directory=directory,
+                trigger=SyncRun.Trigger.COMMAND,
+                allow_mass_delete=True,
+                client=client,
+                auth_app_id=AUTH_CLIENT_ID,
             )
             seconds = time.perf_counter() - started
         run = outcome.run

@@ -21,7 +21,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from entra_emulator import DEFAULT_AUTH_APP_ID, EmuTenant, generate_tenant
+from entra_emulator import DEFAULT_AUTH_APP_ID
+from entra_emulator.scenarios import tenants_to_serve
 from entra_emulator.server import EmulatorLaunch, emulator_launch
 
 SECRET_KEYS = ("ENTRA_CLIENT_SECRET",)
@@ -87,7 +88,18 @@ class Command(BaseCommand):
         auth_client_id = (
             options["auth_client_id"] or settings.ENTRA_AUTH_CLIENT_ID or DEFAULT_AUTH_APP_ID
         )
-        tenants = self._tenants(options, auth_client_id)
+        try:
+            tenants = tenants_to_serve(
+                users=options["users"],
+                groups=options["groups"],
+                seed=options["seed"],
+                display_name=options["display_name"],
+                domain=options["domain"],
+                auth_app_id=auth_client_id,
+                json_files=options["tenant_json"],
+            )
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
         try:
             launch = emulator_launch(
                 tenants=tenants,
@@ -116,32 +128,6 @@ class Command(BaseCommand):
         finally:
             launch.server.stop()
         self.stdout.write("Graph emulator stopped.")
-
-    def _tenants(self, options: dict[str, Any], auth_client_id: str) -> list[EmuTenant]:
-        tenants: list[EmuTenant] = []
-        if not options["tenant_json"] or options["users"] is not None:
-            users = 300 if options["users"] is None else options["users"]
-            if users < 0 or options["groups"] < 0:
-                raise CommandError("--users and --groups cannot be negative.")
-            tenants.append(
-                generate_tenant(
-                    users=users,
-                    groups=options["groups"],
-                    seed=options["seed"],
-                    display_name=options["display_name"],
-                    domain=options["domain"],
-                    auth_app_id=auth_client_id,
-                )
-            )
-        for name in options["tenant_json"]:
-            try:
-                tenants.append(EmuTenant.from_json(Path(name).read_text(encoding="utf-8")))
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                raise CommandError(f"Cannot read a tenant from {name}: {exc}") from exc
-        ids = [t.tenant_id.lower() for t in tenants]
-        if len(set(ids)) != len(ids):
-            raise CommandError("Two tenants have the same tenant_id.")
-        return tenants
 
     def _report(self, launch: EmulatorLaunch, auth_client_id: str) -> None:
         server, env = launch.server, launch.env

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from directories.graph import GraphError
 from directories.models import Directory, SyncRun
-from directories.selectors import sync_run_summary
+from directories.selectors import sync_outcome_summary
 from directories.services.directories import DirectoryInputError, directory_get
 from directories.sync import SyncAlreadyRunning, SyncOutcome, SyncRefused, directory_sync
 from directories.sync.plan import ObjectChanges, SyncPlan
@@ -17,37 +17,6 @@ from directories.sync.plan import ObjectChanges, SyncPlan
 EXIT_FAILED = 1
 EXIT_NEEDS_APPROVAL = 3
 LISTED = 20
-
-
-def dry_run_summary(outcome: SyncOutcome) -> dict[str, Any]:
-    plan = outcome.plan
-    assert plan is not None
-
-    def counts(changes: ObjectChanges) -> dict[str, int]:
-        return {
-            "seen": changes.seen,
-            "created": changes.created,
-            "updated": len(changes.update),
-            "removed": len(changes.remove),
-        }
-
-    return {
-        "run_id": None,
-        "directory": outcome.directory.name,
-        "trigger": SyncRun.Trigger.COMMAND,
-        "status": "dry_run",
-        "seconds": round(outcome.seconds, 3),
-        "users": counts(plan.users),
-        "groups": counts(plan.groups),
-        "memberships": {
-            "seen": plan.memberships_seen,
-            "created": plan.memberships_created,
-            "removed": len(plan.memberships_remove),
-        },
-        "requests": outcome.requests,
-        "retries": outcome.retries,
-        "error": None,
-    }
 
 
 class Command(BaseCommand):
@@ -69,11 +38,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["all"]:
-            directories = list(
-                Directory.objects.filter(is_enabled=True, verified_at__isnull=False).exclude(
-                    tenant_id=""
-                )
-            )
+            directories = list(Directory.objects.syncable())
         else:
             try:
                 directories = [directory_get(options["directory"])]
@@ -94,12 +59,11 @@ class Command(BaseCommand):
             except (SyncRefused, SyncAlreadyRunning, GraphError) as exc:
                 failures.append(f"{directory.name}: {exc}")
                 continue
+            summaries.append(sync_outcome_summary(outcome))
             if outcome.run is None:
-                summaries.append(dry_run_summary(outcome))
                 if not options["json"]:
                     self._print_plan(outcome)
                 continue
-            summaries.append(sync_run_summary(outcome.run))
             if not options["json"]:
                 self._print_run(outcome)
             if outcome.run.status == SyncRun.Status.FAILED:
@@ -137,12 +101,16 @@ class Command(BaseCommand):
     def _print_plan(self, outcome: SyncOutcome) -> None:
         plan = outcome.plan
         assert plan is not None
+        counts = plan.counts()
+        changes = ", ".join(
+            f"{kind} +{c['created']}"
+            + (f" ~{c['updated']}" if "updated" in c else "")
+            + f" -{c['removed']}"
+            for kind, c in counts.items()
+        )
         self.stdout.write(
-            f"{outcome.directory.name} (dry run, nothing written): "
-            f"users +{plan.users.created} ~{len(plan.users.update)} -{len(plan.users.remove)}, "
-            f"groups +{plan.groups.created} ~{len(plan.groups.update)} "
-            f"-{len(plan.groups.remove)}, memberships +{plan.memberships_created} "
-            f"-{len(plan.memberships_remove)} ({outcome.requests} Graph requests)"
+            f"{outcome.directory.name} (dry run, nothing written): {changes} "
+            f"({outcome.requests} Graph requests)"
         )
         self._print_changes("user", plan.users, "user_principal_name")
         self._print_changes("group", plan.groups, "display_name")
