@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from pytest_django.fixtures import Settings
 
 CLIENT_ID = "11111111-1111-4111-8111-111111111111"
 CLIENT_SECRET = "test-secret-value"
@@ -32,7 +33,7 @@ GRAPH_REQUEST_CHECKER = Path(
 
 
 @pytest.fixture(autouse=True)
-def entra_settings(settings: pytest.FixtureRequest) -> None:
+def entra_settings(settings: Settings) -> None:
     settings.ENTRA_CLIENT_ID = CLIENT_ID
     settings.ENTRA_CLIENT_SECRET = CLIENT_SECRET
     settings.ENTRA_AUTH_CLIENT_ID = AUTH_CLIENT_ID

@@ -214,8 +214,11 @@ def sync_failures_recent(
 
 
 class UserReader(DirectoryReader, Protocol):
-    """The Graph reads "Why isn't this user syncing?" makes: the user and its groups, on top of
-    the scope, which it reads with `read_scope` exactly as the sync does."""
+    """The Graph reads "Why isn't this user syncing?" makes: the user and its groups.
+
+    It extends the sync's DirectoryReader because the scope is read with `read_scope`, exactly
+    as the sync reads it. `directories.graph.GraphClient` implements both.
+    """
 
     def user(self, id_or_upn: str) -> GraphUser: ...
 
@@ -232,6 +235,13 @@ class EntraFacts:
 
 
 @dataclass(frozen=True)
+class NoSuchUser:
+    """Graph has no user by that id or UPN: not a failure to ask, an answer."""
+
+    request_id: str
+
+
+@dataclass(frozen=True)
 class UserFacts:
     """Everything known about one user before explaining it: the local copy, then Graph."""
 
@@ -240,7 +250,7 @@ class UserFacts:
     local: str  # what the local copy says about the user
     was_synced: bool  # the local copy has the user, present or removed
     present: bool  # ... and it is present, not removed
-    entra: EntraFacts | GraphError | None = None  # None: not asked, the directory is unverified
+    entra: EntraFacts | NoSuchUser | GraphError | None = None  # None: unverified, not asked
 
 
 @dataclass(frozen=True)
@@ -293,27 +303,32 @@ def user_sync_facts(
 
 def _entra_facts(
     directory: Directory, key: str, client: UserReader | None
-) -> EntraFacts | GraphError:
+) -> EntraFacts | NoSuchUser | GraphError:
     try:
         reader: UserReader = client or graph_client_for(tenant_id=directory.tenant_id)
         user = reader.user(key)
+    except GraphNotFound as exc:
+        return NoSuchUser(request_id=exc.request_id or "")
+    except GraphError as exc:
+        return exc
+    try:
         groups = reader.user_transitive_groups(user.id)
         scope = read_scope(reader, directory=directory)
-    except GraphError as exc:
+    except GraphError as exc:  # even "not found": the user was there a moment ago
         return exc
     return EntraFacts(user=user, groups=tuple(groups), scope=scope)
 
 
 def explain(facts: UserFacts) -> Diagnosis:
-    """Why the user is (not) synced, from the facts alone (no I/O).
+    """Why the user is (not) synced, from the facts alone (no I/O, so every case is testable).
 
-    "In scope" is `SyncScope.synced_groups`, the very test the sync's fetch makes, so the
-    answer cannot disagree with what the engine does.
+    A user is in scope when `SyncScope.synced_groups` finds one of its groups in the scope that
+    `read_scope` gives the sync too, so the answer cannot disagree with what the engine does.
     """
     entra = facts.entra
     if entra is None:
         return _not_connected(facts)
-    if isinstance(entra, GraphNotFound):
+    if isinstance(entra, NoSuchUser):
         return _not_in_tenant(facts, entra)
     if isinstance(entra, GraphError):
         return _graph_failure(entra, facts.local)
@@ -389,7 +404,7 @@ def _not_connected(facts: UserFacts) -> Diagnosis:
     )
 
 
-def _not_in_tenant(facts: UserFacts, error: GraphNotFound) -> Diagnosis:
+def _not_in_tenant(facts: UserFacts, answer: NoSuchUser) -> Diagnosis:
     removal = (
         " The next sync marks it removed."
         if facts.present
@@ -405,7 +420,7 @@ def _not_in_tenant(facts: UserFacts, error: GraphNotFound) -> Diagnosis:
         "address is found only when it is also the user principal name or the user was "
         "synced before.",
         local=facts.local,
-        request_id=error.request_id or "",
+        request_id=answer.request_id,
     )
 
 

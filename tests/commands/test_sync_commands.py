@@ -12,7 +12,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from directories.graph import GraphUnauthorized
+from directories.graph import GraphUnauthorized, Organization, ServicePrincipal
 from directories.models import Directory, SyncMode, SyncRun
 from directories.sync.lock import DirectoryLock
 from identities.models import SyncedUser
@@ -156,15 +156,14 @@ def test_sync_needs_a_name_or_all() -> None:
 class FakeVerifyGraph(FakeGraph):
     def __init__(self, tenant_id: str) -> None:
         super().__init__()
-        from directories.graph import Organization, ServicePrincipal
 
         self.org = Organization(tenant_id, "Contoso", ("contoso.com",), "contoso.com")
         self.sp = ServicePrincipal("sp-id", "app", "Contoso SSO", True)
 
-    def organization(self):
+    def organization(self) -> Organization:
         return self.org
 
-    def service_principal(self, app_id: str):
+    def service_principal(self, app_id: str) -> ServicePrincipal:
         return self.sp
 
 

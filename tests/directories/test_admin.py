@@ -40,7 +40,7 @@ def test_synced_users_are_read_only(admin_client: Client) -> None:
 
 
 def test_the_root_url_leads_to_the_admin(client: Client) -> None:
-    assert client.get("/").url == "/admin/"
+    assert client.get("/")["Location"] == "/admin/"
 
 
 def test_the_troubleshooting_pages_are_mounted_in_the_admin(admin_client: Client) -> None:

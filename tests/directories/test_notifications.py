@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.mail import EmailMessage
 
 from directories.models import SyncRun
 from directories.services.notifications import directory_notify_run
@@ -28,7 +29,7 @@ def failed_run(directory: object) -> SyncRun:
     )
 
 
-def test_the_third_failure_in_a_row_mails_the_admins(mailoutbox: list) -> None:
+def test_the_third_failure_in_a_row_mails_the_admins(mailoutbox: list[EmailMessage]) -> None:
     directory = DirectoryFactory(name="Contoso", consecutive_failures=3)
 
     assert directory_notify_run(directory=directory, run=failed_run(directory), failures_before=2)
@@ -40,7 +41,7 @@ def test_the_third_failure_in_a_row_mails_the_admins(mailoutbox: list) -> None:
 
 
 @pytest.mark.parametrize("failures", [1, 2, 4])
-def test_other_failures_send_nothing(mailoutbox: list, failures: int) -> None:
+def test_other_failures_send_nothing(mailoutbox: list[EmailMessage], failures: int) -> None:
     directory = DirectoryFactory(consecutive_failures=failures)
 
     assert not directory_notify_run(
@@ -49,7 +50,9 @@ def test_other_failures_send_nothing(mailoutbox: list, failures: int) -> None:
     assert mailoutbox == []
 
 
-def test_a_success_after_persistent_failures_mails_the_recovery(mailoutbox: list) -> None:
+def test_a_success_after_persistent_failures_mails_the_recovery(
+    mailoutbox: list[EmailMessage],
+) -> None:
     directory = DirectoryFactory(name="Contoso", consecutive_failures=0)
     run = SyncRunFactory(directory=directory, users_created=2)
 
@@ -59,7 +62,7 @@ def test_a_success_after_persistent_failures_mails_the_recovery(mailoutbox: list
     assert "after 5 failed runs" in mailoutbox[0].body
 
 
-def test_a_success_after_a_passing_failure_sends_nothing(mailoutbox: list) -> None:
+def test_a_success_after_a_passing_failure_sends_nothing(mailoutbox: list[EmailMessage]) -> None:
     directory = DirectoryFactory()
 
     assert not directory_notify_run(

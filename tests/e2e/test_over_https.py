@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from pytest_django.fixtures import Settings
 
 from directories.graph import forget_cached_tokens
 from directories.models import Directory
@@ -57,12 +58,12 @@ def control(launch: EmulatorLaunch) -> Iterator[EmulatorControl]:
 
 @pytest.fixture(autouse=True)
 def pointed_at_the_emulator(
-    launch: EmulatorLaunch, settings: object, monkeypatch: pytest.MonkeyPatch
+    launch: EmulatorLaunch, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The settings `emulator.env` gives, as an operator would export them."""
     for name in ("ENTRA_LOGIN_URL", "GRAPH_URL", "ENTRA_CLIENT_ID", "ENTRA_CLIENT_SECRET"):
         setattr(settings, name, launch.env[name])
-    settings.ENTRA_AUTH_CLIENT_ID = AUTH_CLIENT_ID  # type: ignore[attr-defined]
+    settings.ENTRA_AUTH_CLIENT_ID = AUTH_CLIENT_ID
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", launch.env["REQUESTS_CA_BUNDLE"])
     settings.GRAPH_CA_BUNDLE = launch.env["REQUESTS_CA_BUNDLE"]  # what settings.py reads from it
     forget_cached_tokens()

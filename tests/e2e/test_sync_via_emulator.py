@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -42,8 +43,9 @@ def add_and_verify(tenant: EmuTenant, mode: str) -> Directory:
     return Directory.objects.get(name="Contoso")
 
 
-def sync_json(*args: str) -> dict:
-    return json.loads(command("sync_directory", "Contoso", "--json", *args))
+def sync_json(*args: str) -> dict[str, Any]:
+    summary: dict[str, Any] = json.loads(command("sync_directory", "Contoso", "--json", *args))
+    return summary
 
 
 def assert_matches_tenant(directory: Directory, tenant: EmuTenant, *, assigned_only: bool) -> None:

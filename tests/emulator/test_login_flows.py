@@ -78,7 +78,7 @@ def fabrikam(emulator: Emulator) -> EmuTenant:
 # --- helpers ----------------------------------------------------------------------------------
 
 
-def authorize_url(authority: str = "organizations", **overrides: str | None) -> str:
+def authorize_url(authority: str = "organizations", **overrides: Any) -> str:
     params: dict[str, str | None] = {
         "client_id": CLIENT_ID,
         "response_type": "code",
@@ -136,7 +136,7 @@ def redirected(response: EmuResponse, to: str = REDIRECT) -> dict[str, str]:
     return dict(parse_qsl(urlsplit(location).query, keep_blank_values=True))
 
 
-def code_for(emulator: Emulator, **overrides: str | None) -> str:
+def code_for(emulator: Emulator, **overrides: Any) -> str:
     """Sign the admin in and return the code (query parameters as `overrides`)."""
     return redirected(sign_in(emulator, authorize_url(**overrides)))["code"]
 
@@ -394,7 +394,7 @@ def test_registered_redirect_uris_match_exactly_and_loopback_ignores_the_port(
     ],
 )
 def test_protocol_errors_are_redirected_with_error_description_and_state(
-    emulator: Emulator, tenant: EmuTenant, overrides: dict[str, str | None], error: str, code: int
+    emulator: Emulator, tenant: EmuTenant, overrides: dict[str, Any], error: str, code: int
 ) -> None:
     response = emulator.handle("GET", authorize_url(**overrides))
 

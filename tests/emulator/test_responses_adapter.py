@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 from urllib.parse import quote
 
 import msal
@@ -24,8 +25,8 @@ def msal_app(tenant: str, secret: str = SECRET) -> msal.ConfidentialClientApplic
     )
 
 
-def follow(session: requests.Session, url: str | None) -> tuple[list[dict], int]:
-    items: list[dict] = []
+def follow(session: requests.Session, url: str | None) -> tuple[list[dict[str, Any]], int]:
+    items: list[dict[str, Any]] = []
     pages = 0
     while url:
         response = session.get(url, timeout=5)

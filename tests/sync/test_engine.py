@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
+from typing import Any
 
 import pytest
+from django.core.mail import EmailMessage
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from directories.graph import GraphThrottled
+from directories.graph import GraphThrottled, GraphUser
 from directories.models import Directory, SyncMode, SyncRun
 from directories.sync import SyncAlreadyRunning, SyncRefused, directory_sync
 from directories.sync.lock import DirectoryLock
@@ -22,7 +24,7 @@ from .fakes import FakeGraph, make_group, make_user
 pytestmark = pytest.mark.django_db
 
 
-def sync(directory: Directory, graph: FakeGraph, **options: object) -> SyncRun:
+def sync(directory: Directory, graph: FakeGraph, **options: Any) -> SyncRun:
     outcome = directory_sync(
         directory=directory, trigger=SyncRun.Trigger.COMMAND, client=graph, **options
     )
@@ -437,7 +439,7 @@ def test_two_concurrent_syncs_of_one_directory_run_one_at_a_time() -> None:
     release = threading.Event()
 
     class SlowGraph(FakeGraph):
-        def group_transitive_users(self, group_id: str) -> list:
+        def group_transitive_users(self, group_id: str) -> list[GraphUser]:
             reading.set()
             release.wait(timeout=10)
             return super().group_transitive_users(group_id)
@@ -495,7 +497,7 @@ def test_replacing_the_only_user_of_a_tiny_directory_is_not_a_mass_deletion(
 
 
 def test_the_third_failure_in_a_row_and_the_recovery_mail_the_admins(
-    graph: FakeGraph, all_directory: Directory, mailoutbox: list
+    graph: FakeGraph, all_directory: Directory, mailoutbox: list[EmailMessage]
 ) -> None:
     from django.contrib.auth import get_user_model
 

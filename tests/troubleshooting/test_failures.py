@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.contrib.auth.models import User
@@ -30,7 +30,7 @@ FAILED = SyncRun.Status.FAILED
 pytestmark = [pytest.mark.django_db]
 
 
-def week_ago() -> timezone.datetime:
+def week_ago() -> datetime:
     return timezone.now() - timedelta(days=7)
 
 
@@ -172,7 +172,7 @@ def test_the_user_form_shows_the_diagnosis(staff: Client, tenant: EmuTenant) -> 
 
     page = staff.get(
         reverse("admin:troubleshooting_user"),
-        {"directory": directory.pk, "query": "ghost@example.com"},
+        {"directory": str(directory.pk), "query": "ghost@example.com"},
     )
 
     assert page.status_code == 200
