@@ -5,25 +5,35 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install test lint format run demo emulator browser-tools migrate benchmark clean
+.PHONY: install install-dev test lint format run demo emulator browser-tools migrate benchmark clean
 
-$(BIN)/.installed: requirements.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Runtime only (requirements.txt): what production installs; enough for run, demo, emulator and
+# benchmark. Tests, lint and format add requirements-dev.txt (which includes requirements.txt).
+$(BIN)/.installed: requirements.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(BIN)/.installed-dev: requirements.txt requirements-dev.txt $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
 install: $(BIN)/.installed
 
-test: install browser-tools
+install-dev: $(BIN)/.installed-dev
+
+test: install-dev browser-tools
 	$(BIN)/python -m pytest
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy directories identities config
+	$(BIN)/mypy directories identities config entra_emulator tests
 
-format: install
+format: install-dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 

@@ -1,8 +1,8 @@
-"""Microsoft Graph client: plain Python, no Django imports."""
+"""Microsoft Graph client and sign-in: plain Python, no Django imports."""
 
 from __future__ import annotations
 
-from .client import GraphClient, GraphSettings, forget_cached_tokens, is_guid
+from .client import GraphClient, forget_cached_tokens, is_guid
 from .errors import (
     ErrorClass,
     GraphBadResponse,
@@ -10,11 +10,15 @@ from .errors import (
     GraphForbidden,
     GraphNotAssigned,
     GraphNotFound,
+    GraphSignInFailed,
+    GraphSignInRefused,
     GraphThrottled,
     GraphTransient,
     GraphUnauthorized,
     GraphWrongTenant,
 )
+from .settings import GraphSettings
+from .signin import SignedIn, SignIn, SignInStart
 from .types import (
     AppRoleAssignment,
     GraphGroup,
@@ -35,6 +39,8 @@ __all__ = [
     "GraphNotAssigned",
     "GraphNotFound",
     "GraphSettings",
+    "GraphSignInFailed",
+    "GraphSignInRefused",
     "GraphThrottled",
     "GraphTransient",
     "GraphUnauthorized",
@@ -43,6 +49,9 @@ __all__ = [
     "Organization",
     "RequestStats",
     "ServicePrincipal",
+    "SignIn",
+    "SignInStart",
+    "SignedIn",
     "forget_cached_tokens",
     "is_guid",
 ]

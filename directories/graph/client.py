@@ -1,4 +1,4 @@
-"""Microsoft Graph v1.0, read-only and app-only: the only code that knows HTTP, MSAL and Graph JSON.
+"""Microsoft Graph v1.0, read-only and app-only (the sign-in lives in `signin.py`).
 
 One `GraphClient` per tenant and run. It gets tokens from a cached MSAL confidential client,
 pages with `@odata.nextLink`, retries throttling and transient failures with bounded backoff,
@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 from urllib.parse import quote, urlsplit
 
 import msal
@@ -33,6 +33,8 @@ from .errors import (
     GraphUnauthorized,
     GraphWrongTenant,
 )
+from .msal_http import new_msal_app
+from .settings import GraphSettings
 from .types import (
     AppRoleAssignment,
     GraphGroup,
@@ -68,18 +70,6 @@ SERVICE_PRINCIPAL_FIELDS = ("id", "appId", "displayName", "appRoleAssignmentRequ
 ORGANIZATION_FIELDS = ("id", "displayName", "verifiedDomains")
 PAGE_SIZE = 999  # the largest page Graph serves for directory objects
 
-# Instance discovery (a call to login.microsoftonline.com) only makes sense for Microsoft's
-# own login hosts; any other host (a local emulator, a proxy) must skip it.
-MICROSOFT_LOGIN_HOSTS = frozenset(
-    {
-        "login.microsoftonline.com",
-        "login.microsoft.com",
-        "login.windows.net",
-        "login.microsoftonline.us",
-        "login.partner.microsoftonline.cn",
-        "login.chinacloudapi.cn",
-    }
-)
 GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 QUERY_SAFE = ",'=()"  # keep $select lists and OData literals readable in URLs and logs
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -91,49 +81,8 @@ PERMISSION_APPS = "Application.Read.All"
 PERMISSION_ORGANIZATION = "Organization.Read.All"
 
 
-@dataclass(frozen=True)
-class GraphSettings:
-    """Where Graph and the login service are, who we are, and how patient to be."""
-
-    client_id: str
-    client_secret: str
-    login_url: str = "https://login.microsoftonline.com"
-    graph_url: str = "https://graph.microsoft.com"
-    timeout: float = 30.0
-    max_retries: int = 6
-    # A CA bundle path, or True for the system's. Passed on every request: requests would
-    # otherwise let REQUESTS_CA_BUNDLE override a Session's own `verify`.
-    verify: bool | str = True
-    backoff_base: float = 1.0
-    backoff_cap: float = 60.0
-    max_retry_after: float = 300.0
-
-    def __repr__(self) -> str:  # never print the secret
-        return f"GraphSettings(client_id={self.client_id!r}, graph_url={self.graph_url!r})"
-
-
 def is_guid(value: str) -> bool:
     return bool(GUID_RE.match(value or ""))
-
-
-class _MsalHttpClient:
-    """Lets MSAL share our session, timeout and CA settings."""
-
-    def __init__(self, session: requests.Session, *, timeout: float, verify: bool | str) -> None:
-        self._session = session
-        self._timeout = timeout
-        self._verify = verify
-
-    def get(self, url: str, **kwargs: Any) -> requests.Response:
-        kwargs.setdefault("timeout", self._timeout)
-        return self._session.get(url, verify=self._verify, **kwargs)
-
-    def post(self, url: str, **kwargs: Any) -> requests.Response:
-        kwargs.setdefault("timeout", self._timeout)
-        return self._session.post(url, verify=self._verify, **kwargs)
-
-    def close(self) -> None:
-        self._session.close()
 
 
 _msal_apps: dict[tuple[str, ...], msal.ConfidentialClientApplication] = {}
@@ -147,17 +96,7 @@ def _msal_app(settings: GraphSettings, tenant_id: str) -> msal.ConfidentialClien
     with _msal_apps_lock:
         app = _msal_apps.get(key)
         if app is None:
-            host = urlsplit(settings.login_url).hostname or ""
-            http = _MsalHttpClient(
-                requests.Session(), timeout=settings.timeout, verify=settings.verify
-            )
-            app = msal.ConfidentialClientApplication(
-                settings.client_id,
-                client_credential=settings.client_secret,
-                authority=f"{settings.login_url}/{tenant_id}",
-                instance_discovery=host in MICROSOFT_LOGIN_HOSTS,
-                http_client=http,
-            )
+            app = new_msal_app(settings, tenant_id)
             _msal_apps[key] = app
         return app
 
@@ -233,6 +172,100 @@ def _parse_retry_after(value: str | None) -> float | None:
         return None  # an HTTP date: rare for Graph; fall back to our own backoff
 
 
+@dataclass(frozen=True)
+class _Retry:
+    """Send the request again, after Graph's Retry-After or (None) our own backoff."""
+
+    failure: GraphError  # raised when there are no attempts left
+    retry_after: float | None = None
+
+
+class _RefreshToken:
+    """Drop the cached token and send the request again (once per request)."""
+
+
+_Verdict: TypeAlias = dict[str, Any] | _Retry | _RefreshToken
+
+
+def _classify(response: requests.Response, *, permission: str, may_refresh_token: bool) -> _Verdict:
+    """What to do with Graph's answer: return its JSON, refresh the token, retry, or raise."""
+    request_id = response.headers.get("request-id")
+    status = response.status_code
+    if status == 200:
+        return _json_object(response, request_id)
+    code, message = _graph_error_body(response)
+    detail = f"{code}: {message}".rstrip(": ")
+    if status == 401 and may_refresh_token:
+        # MSAL can keep serving a cached token that Graph already rejects.
+        return _RefreshToken()
+    if status not in RETRYABLE_STATUSES:
+        raise _status_error(status, code, detail, permission, request_id)
+    failure: GraphError
+    if status == 429:
+        failure = GraphThrottled(
+            f"Microsoft Graph throttled the requests ({detail}).",
+            status=status,
+            code=code,
+            request_id=request_id,
+        )
+    else:
+        failure = GraphTransient(
+            f"Microsoft Graph failed with HTTP {status} ({detail}).",
+            status=status,
+            code=code,
+            request_id=request_id,
+        )
+    return _Retry(failure, _parse_retry_after(response.headers.get("Retry-After")))
+
+
+def _json_object(response: requests.Response, request_id: str | None) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError as exc:
+        raise GraphBadResponse(
+            "Microsoft Graph sent a response that is not valid JSON.", request_id=request_id
+        ) from exc
+    if not isinstance(body, dict):
+        raise GraphBadResponse(
+            "Microsoft Graph sent JSON that is not an object.", request_id=request_id
+        )
+    return body
+
+
+def _status_error(
+    status: int, code: str, detail: str, permission: str, request_id: str | None
+) -> GraphError:
+    """The error for a status that no retry will fix."""
+    if status == 401:
+        return GraphUnauthorized(
+            f"Microsoft Graph refused the access token ({detail}).",
+            status=status,
+            code=code,
+            request_id=request_id,
+        )
+    if status == 403:
+        return GraphForbidden(
+            f"Microsoft Graph denied access ({detail}). The Directory Sync application "
+            f"needs the {permission} application permission.",
+            status=status,
+            code=code,
+            request_id=request_id,
+        )
+    if status == 404:
+        return GraphNotFound(
+            f"Not found in Microsoft Graph ({detail}).",
+            status=status,
+            code=code,
+            request_id=request_id,
+        )
+    return GraphBadResponse(
+        f"Microsoft Graph rejected the request with HTTP {status} ({detail}).",
+        status=status,
+        code=code,
+        request_id=request_id,
+    )
+
+
 class GraphClient:
     """Reads one tenant's directory through Microsoft Graph v1.0."""
 
@@ -303,124 +336,73 @@ class GraphClient:
 
     def get_json(self, url: str, *, permission: str) -> dict[str, Any]:
         """GET one Graph URL and return its JSON object, retrying what is worth retrying."""
+        self._check_graph_url(url)
+        may_refresh_token = True
+        attempt = 0
+        while True:
+            try:
+                response = self._send(url)
+            except GraphTransient as failure:  # Microsoft could not be reached
+                verdict: _Verdict = _Retry(failure)
+            else:
+                verdict = _classify(
+                    response, permission=permission, may_refresh_token=may_refresh_token
+                )
+            if isinstance(verdict, dict):
+                return verdict
+            if isinstance(verdict, _RefreshToken):
+                may_refresh_token = False
+                self._drop_cached_tokens()
+                self._count(retry=True)
+                continue
+            wait = self._wait(verdict, attempt)
+            if attempt >= self.settings.max_retries:
+                raise verdict.failure
+            attempt += 1
+            self._count(retry=True)
+            logger.info("Graph request retried in %.1fs: %s", wait, verdict.failure.message)
+            self._sleep(wait)
+
+    def _check_graph_url(self, url: str) -> None:
         # Scheme too: an http:// next link would send the bearer token in clear text.
         if urlsplit(url).netloc != self._graph_host or urlsplit(url).scheme != self._graph_scheme:
             raise GraphBadResponse(f"Graph pointed to another host ({urlsplit(url).netloc}).")
-        token_refreshed = False
-        attempt = 0
-        while True:
-            failure: GraphError
-            try:
-                headers = {
-                    "Authorization": f"Bearer {self._access_token()}",
-                    "Accept": "application/json",
-                    "client-request-id": str(uuid.uuid4()),
-                    "User-Agent": "entra-sync",
-                }
-                if self.low_priority:
-                    headers["x-ms-throttle-priority"] = "low"
-                response = self._session.get(
-                    url, headers=headers, timeout=self.settings.timeout, verify=self.settings.verify
-                )
-            # MsalServiceError: the login service answered 5xx (MSAL raises it, not requests).
-            except (
-                requests.ConnectionError,
-                requests.Timeout,
-                msal.exceptions.MsalServiceError,
-            ) as exc:
-                if isinstance(exc, msal.exceptions.MsalServiceError):
-                    failure = GraphTransient(f"The Microsoft login service failed ({exc}).")
-                else:
-                    failure = GraphTransient(
-                        f"Could not reach Microsoft ({type(exc).__name__}: {exc})."
-                    )
-                wait = self._backoff(attempt)
-            else:
-                request_id = response.headers.get("request-id")
-                self._count(request_id=request_id)
-                status = response.status_code
-                if status == 200:
-                    return self._json_object(response, request_id)
-                code, message = _graph_error_body(response)
-                detail = f"{code}: {message}".rstrip(": ")
-                if status == 401 and not token_refreshed:
-                    # MSAL can keep serving a cached token that Graph already rejects.
-                    token_refreshed = True
-                    self._drop_cached_tokens()
-                    self._count(retry=True)
-                    continue
-                if status not in RETRYABLE_STATUSES:
-                    raise self._status_error(status, code, detail, permission, request_id)
-                retry_after = _parse_retry_after(response.headers.get("Retry-After"))
-                if status == 429:
-                    failure = GraphThrottled(
-                        f"Microsoft Graph throttled the requests ({detail}).",
-                        status=status,
-                        code=code,
-                        request_id=request_id,
-                    )
-                else:
-                    failure = GraphTransient(
-                        f"Microsoft Graph failed with HTTP {status} ({detail}).",
-                        status=status,
-                        code=code,
-                        request_id=request_id,
-                    )
-                if retry_after is not None:
-                    wait = min(retry_after, self.settings.max_retry_after)
-                else:
-                    wait = self._backoff(attempt)
-            if attempt >= self.settings.max_retries:
-                raise failure
-            attempt += 1
-            self._count(retry=True)
-            logger.info("Graph request retried in %.1fs: %s", wait, failure.message)
-            self._sleep(wait)
 
-    def _json_object(self, response: requests.Response, request_id: str | None) -> dict[str, Any]:
+    def _send(self, url: str) -> requests.Response:
+        """Send one GET with a current token; GraphTransient when Microsoft cannot be reached."""
         try:
-            body = response.json()
-        except ValueError as exc:
-            raise GraphBadResponse(
-                "Microsoft Graph sent a response that is not valid JSON.", request_id=request_id
+            response = self._session.get(
+                url,
+                headers=self._headers(),
+                timeout=self.settings.timeout,
+                verify=self.settings.verify,
+            )
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise GraphTransient(
+                f"Could not reach Microsoft ({type(exc).__name__}: {exc})."
             ) from exc
-        if not isinstance(body, dict):
-            raise GraphBadResponse(
-                "Microsoft Graph sent JSON that is not an object.", request_id=request_id
-            )
-        return body
+        except msal.exceptions.MsalServiceError as exc:
+            # The login service answered 5xx while getting the token (MSAL raises, not requests).
+            raise GraphTransient(f"The Microsoft login service failed ({exc}).") from exc
+        self._count(request_id=response.headers.get("request-id"))
+        return response
 
-    def _status_error(
-        self, status: int, code: str, detail: str, permission: str, request_id: str | None
-    ) -> GraphError:
-        if status == 401:
-            return GraphUnauthorized(
-                f"Microsoft Graph refused the access token ({detail}).",
-                status=status,
-                code=code,
-                request_id=request_id,
-            )
-        if status == 403:
-            return GraphForbidden(
-                f"Microsoft Graph denied access ({detail}). The Directory Sync application "
-                f"needs the {permission} application permission.",
-                status=status,
-                code=code,
-                request_id=request_id,
-            )
-        if status == 404:
-            return GraphNotFound(
-                f"Not found in Microsoft Graph ({detail}).",
-                status=status,
-                code=code,
-                request_id=request_id,
-            )
-        return GraphBadResponse(
-            f"Microsoft Graph rejected the request with HTTP {status} ({detail}).",
-            status=status,
-            code=code,
-            request_id=request_id,
-        )
+    def _headers(self) -> dict[str, str]:
+        headers = {
+            "Authorization": f"Bearer {self._access_token()}",
+            "Accept": "application/json",
+            "client-request-id": str(uuid.uuid4()),
+            "User-Agent": "entra-sync",
+        }
+        if self.low_priority:
+            headers["x-ms-throttle-priority"] = "low"
+        return headers
+
+    def _wait(self, retry: _Retry, attempt: int) -> float:
+        """Graph's Retry-After (within reason), or our own backoff when it gave none."""
+        if retry.retry_after is not None:
+            return min(retry.retry_after, self.settings.max_retry_after)
+        return self._backoff(attempt)
 
     def _paged(
         self, path: str, params: dict[str, str], *, permission: str

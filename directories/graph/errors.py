@@ -1,7 +1,8 @@
 """The failures a Graph or login call can end in, each with a sentence for a person.
 
 Every error carries an `error_class` (DESIGN.md's table), a message saying what happened,
-a remediation saying what to do, and Graph's `request-id` when there was one.
+a remediation saying what to do, and Graph's `request-id` when there was one. `detail` is the
+cause in Microsoft's (or a library's) own words, for a caller that words its own sentence.
 """
 
 from __future__ import annotations
@@ -37,9 +38,11 @@ class GraphError(Exception):
         status: int | None = None,
         code: str | None = None,
         request_id: str | None = None,
+        detail: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
+        self.detail = message if detail is None else detail
         self.remediation = remediation or self.default_remediation
         self.status = status
         self.code = code
@@ -120,3 +123,18 @@ class GraphBadResponse(GraphError):
     """Graph answered with something we cannot use (malformed JSON, missing fields, loops)."""
 
     error_class = ErrorClass.BAD_RESPONSE
+
+
+class GraphSignInFailed(GraphError):
+    """A sign-in proves nothing: its answer failed MSAL's checks (state, nonce, ID token)."""
+
+    error_class = ErrorClass.UNAUTHORIZED
+    default_remediation = "Nothing was changed. Start the sign-in again and finish it promptly."
+
+
+class GraphSignInRefused(GraphSignInFailed):
+    """Microsoft refused a person's sign-in: an error answer, or a code it would not redeem."""
+
+    default_remediation = (
+        "Nothing was changed. Sign in again with an account of the tenant you are connecting."
+    )

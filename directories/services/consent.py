@@ -7,28 +7,34 @@ works only in the session that started it, and only once (the nonce is popped wh
 The directory is written only when the admin confirms the probed tenant
 (`directory_verify_confirm`), so every failure before that leaves it exactly as it was.
 
-No access or refresh token is ever stored or logged: the sign-in's MSAL application lives for
-one request, and only the ID token's `tid` (and the account name, to show it) is kept.
+No access or refresh token is ever stored or logged: the sign-in (`directories.graph.SignIn`)
+keeps its MSAL application for one call, and only the ID token's `tid` (and the account name,
+to show it) comes back.
 """
 
 from __future__ import annotations
 
 import secrets
 import time
-import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
-import msal
-import requests
 from django.contrib.sessions.backends.base import SessionBase
 from django.core import signing
 from django.utils.crypto import constant_time_compare
 
-from directories.graph import GraphError, GraphWrongTenant, is_guid
-from directories.graph.client import MICROSOFT_LOGIN_HOSTS, _MsalHttpClient, forget_cached_tokens
+from directories.graph import (
+    GraphError,
+    GraphSignInFailed,
+    GraphSignInRefused,
+    GraphTransient,
+    GraphWrongTenant,
+    SignIn,
+    forget_cached_tokens,
+    is_guid,
+)
 from directories.models import Directory
 
 from .graph import graph_settings
@@ -37,12 +43,6 @@ from .verify import TenantProbe, directory_mark_verified, tenant_probe
 STATE_SALT = "entra-sync.verify"
 STATE_MAX_AGE = 10 * 60  # seconds: long enough to read a consent page, short enough to be useless
 SIGN_IN_SCOPES = ["User.Read"]  # MSAL adds openid, profile and offline_access
-
-# MSAL recommends response_mode=form_post; we answer with query on purpose (see
-# `_after_consent`), so its warning on every Verify Now would only be noise.
-warnings.filterwarnings(
-    "ignore", message="response_mode='form_post' is recommended", category=UserWarning
-)
 
 STEP_CONSENT = "consent"
 STEP_SIGN_IN = "sign_in"
@@ -131,21 +131,9 @@ def _check_same_tenant(directory: Directory, tenant_id: str, step: str) -> None:
         raise VerifyFailed(step, error.message, error.remediation, directory_id=directory.pk)
 
 
-def _sign_in_app(tenant_id: str) -> msal.ConfidentialClientApplication:
-    """A fresh MSAL app for one request, so its token cache dies with the request.
-
-    It shares the Graph client's HTTP settings (timeout, CA bundle) and, like it, asks
-    Microsoft's instance discovery only for Microsoft's own login hosts.
-    """
-    graph = graph_settings()
-    host = urlsplit(graph.login_url).hostname or ""
-    return msal.ConfidentialClientApplication(
-        graph.client_id,
-        client_credential=graph.client_secret,
-        authority=f"{graph.login_url}/{tenant_id}",
-        instance_discovery=host in MICROSOFT_LOGIN_HOSTS,
-        http_client=_MsalHttpClient(requests.Session(), timeout=graph.timeout, verify=graph.verify),
-    )
+def _sign_in() -> SignIn:
+    """The sign-in as the Directory Sync application; its MSAL app lives for one call."""
+    return SignIn(graph_settings())
 
 
 def directory_verify_start(
@@ -267,35 +255,38 @@ def _after_consent(
     _check_same_tenant(directory, tenant_id, AT_CONSENT)
     state, nonce = _new_state(directory.pk, STEP_SIGN_IN)
     try:
-        flow = _sign_in_app(tenant_id).initiate_auth_code_flow(
-            scopes=SIGN_IN_SCOPES,
+        started = _sign_in().start(
+            tenant_id,
             redirect_uri=callback_url,
             state=state,
+            scopes=SIGN_IN_SCOPES,
             prompt="select_account",
             # Not form_post: a cross-site POST carries no SameSite=Lax session cookie, and the
             # state is bound to the session.
             response_mode="query",
         )
-    except GraphError as exc:
-        raise VerifyFailed(
-            AT_SIGN_IN, exc.message, exc.remediation, directory_id=directory.pk
-        ) from exc
-    except (ValueError, requests.RequestException) as exc:
+    except (GraphTransient, GraphWrongTenant) as exc:
+        # The login service would not start a sign-in for this tenant.
         raise VerifyFailed(
             AT_SIGN_IN,
-            f"the Microsoft sign-in service for tenant {tenant_id} could not be reached ({exc}).",
+            f"the Microsoft sign-in service for tenant {tenant_id} could not be reached "
+            f"({exc.detail}).",
             "Nothing was changed. Check this server's network access to Microsoft, then click "
             "Verify Now again.",
             directory_id=directory.pk,
+        ) from exc
+    except GraphError as exc:
+        raise VerifyFailed(
+            AT_SIGN_IN, exc.message, exc.remediation, directory_id=directory.pk
         ) from exc
     # The flow holds the PKCE verifier and nonce MSAL checks when the sign-in comes back.
     request_session[_flow_key(directory.pk)] = {
         "nonce": nonce,
         "step": STEP_SIGN_IN,
         "tenant": tenant_id,
-        "flow": flow,
+        "flow": started.flow,
     }
-    return VerifyNext(directory_id=directory.pk, sign_in_url=str(flow["auth_uri"]))
+    return VerifyNext(directory_id=directory.pk, sign_in_url=started.auth_uri)
 
 
 def _after_sign_in(
@@ -319,39 +310,30 @@ def _after_sign_in(
             directory_id=directory.pk,
         )
     try:
-        result = _sign_in_app(tenant_id).acquire_token_by_auth_code_flow(
-            entry["flow"], dict(params)
-        )
+        signed_in = _sign_in().finish(tenant_id, flow=entry["flow"], params=params)
+    except GraphSignInRefused as exc:
+        raise VerifyFailed(
+            AT_SIGN_IN,
+            f"Microsoft refused the sign-in ({exc.detail}).",
+            sign_in_again,
+            directory_id=directory.pk,
+        ) from exc
+    except (GraphSignInFailed, GraphTransient, GraphWrongTenant) as exc:
+        # A state or nonce that does not match the flow, a broken ID token, or no answer.
+        raise VerifyFailed(
+            AT_SIGN_IN,
+            f"the sign-in answer could not be checked ({exc.detail}).",
+            sign_in_again,
+            directory_id=directory.pk,
+        ) from exc
     except GraphError as exc:
         raise VerifyFailed(
             AT_SIGN_IN, exc.message, exc.remediation, directory_id=directory.pk
         ) from exc
-    except (ValueError, RuntimeError, requests.RequestException) as exc:
-        # MSAL raises for a state or nonce that does not match the flow, or a broken ID token.
+    if signed_in.tenant_id != tenant_id:
         raise VerifyFailed(
             AT_SIGN_IN,
-            f"the sign-in answer could not be checked ({exc}).",
-            sign_in_again,
-            directory_id=directory.pk,
-        ) from exc
-    if "error" in result:
-        description = _first_line(str(result.get("error_description") or result["error"]))
-        raise VerifyFailed(
-            AT_SIGN_IN,
-            f"Microsoft refused the sign-in ({description}).",
-            sign_in_again,
-            directory_id=directory.pk,
-        )
-    # MSAL got the ID token straight from the token endpoint over TLS with our client secret,
-    # which OpenID Connect accepts in place of checking its signature. Keep two claims only.
-    claims = result.get("id_token_claims") or {}
-    signed_in_tid = str(claims.get("tid") or "").lower()
-    signed_in_as = str(claims.get("preferred_username") or "")
-    del result, claims
-    if signed_in_tid != tenant_id:
-        raise VerifyFailed(
-            AT_SIGN_IN,
-            f"You signed in to tenant {signed_in_tid or '(unknown)'} but consented for "
+            f"You signed in to tenant {signed_in.tenant_id or '(unknown)'} but consented for "
             f"{tenant_id}.",
             "Nothing was changed. Sign in with an account of the tenant you are connecting: "
             "click Verify Now again.",
@@ -369,7 +351,7 @@ def _after_sign_in(
     request_session[_result_key(directory.pk)] = {
         "probe": asdict(probe),
         "sync_mode": directory.sync_mode,
-        "signed_in_as": signed_in_as,
+        "signed_in_as": signed_in.username,
         "probed_at": time.time(),
     }
     return VerifyNext(directory_id=directory.pk, sign_in_url=None)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
+from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import requests
 from django.contrib.messages import get_messages
-from django.http import HttpResponse
+from django.contrib.messages.storage.base import Message
+from django.http.response import HttpResponseBase
 from django.test import Client
 from django.urls import reverse
 
@@ -82,7 +84,7 @@ def microsoft(
     raise AssertionError("Microsoft's pages never redirected back")
 
 
-def redirect_location(response: requests.Response | HttpResponse) -> str:
+def redirect_location(response: requests.Response | HttpResponseBase) -> str:
     assert response.status_code == 302, getattr(response, "text", response)
     return str(response.headers["Location"])
 
@@ -114,12 +116,15 @@ def consent_and_return(client: Client, directory: Directory, tenant: EmuTenant) 
     return redirect_location(client.get(back))
 
 
-def all_messages(response: HttpResponse) -> list[str]:
+def _queued(response: HttpResponseBase) -> list[Message]:
     """The messages this response added (not those still stored from earlier requests)."""
-    storage = get_messages(response.wsgi_request)
-    return [m.message for m in storage._queued_messages]  # type: ignore[attr-defined]
+    storage: Any = get_messages(response.wsgi_request)  # type: ignore[attr-defined]
+    return list(storage._queued_messages)
 
 
-def error_messages(response: HttpResponse) -> list[str]:
-    storage = get_messages(response.wsgi_request)
-    return [m.message for m in storage._queued_messages if m.level_tag == "error"]  # type: ignore[attr-defined]
+def all_messages(response: HttpResponseBase) -> list[str]:
+    return [str(m.message) for m in _queued(response)]
+
+
+def error_messages(response: HttpResponseBase) -> list[str]:
+    return [str(m.message) for m in _queued(response) if m.level_tag == "error"]

@@ -12,6 +12,7 @@ from typing import Any
 import msal
 import pytest
 from django.contrib.auth import get_user_model
+from django.core import signing
 from django.test import Client
 from django_q.models import Schedule
 
@@ -286,7 +287,7 @@ def test_a_tenant_without_the_authentication_app_is_refused_in_assigned_mode(
 
 
 def test_a_forged_state_is_refused(admin_client: Client, directory: Directory) -> None:
-    for state in ("forged", consent.signing.dumps({"d": directory.pk, "n": "x", "s": "consent"})):
+    for state in ("forged", signing.dumps({"d": directory.pk, "n": "x", "s": "consent"})):
         response = admin_client.get(
             "/admin/directories/directory/verify/callback/",
             {"admin_consent": "True", "tenant": FABRIKAM_ID, "state": state},
@@ -406,7 +407,9 @@ def test_a_checked_tenant_is_saved_once_and_not_after_it_went_stale(
     sign_in = consent_and_return(admin_client, directory, contoso)
     sign_in_and_return(admin_client, sign_in, contoso)
     now = time.time()
-    monkeypatch.setattr(consent.time, "time", lambda: now + consent.STATE_MAX_AGE + 1)
+    monkeypatch.setattr(
+        "directories.services.consent.time.time", lambda: now + consent.STATE_MAX_AGE + 1
+    )
     assert "expired" in only_error(admin_client.post(confirm_url(directory)), directory)
     unchanged(directory)
 

@@ -44,7 +44,7 @@ def mocked(sent_graph_urls: list[str]) -> Iterator[responses.RequestsMock]:
         yield rsps
         graph_host = urlsplit(GRAPH_URL).netloc
         sent_graph_urls.extend(
-            call.request.url
+            str(call.request.url)
             for call in rsps.calls
             if urlsplit(call.request.url).netloc == graph_host
         )

@@ -535,7 +535,9 @@ def test_it_keeps_instance_discovery_on_for_microsofts_login_host(
     graph.reply(ORGANIZATION_URL, "organization.json")
 
     def discovery_requests() -> list[Any]:
-        return [c.request for c in mocked.calls if c.request.url.startswith(INSTANCE_DISCOVERY_URL)]
+        return [
+            c.request for c in mocked.calls if str(c.request.url).startswith(INSTANCE_DISCOVERY_URL)
+        ]
 
     make_client(login_url=MICROSOFT_LOGIN_URL).organization()
     assert discovery_requests() == []
@@ -801,8 +803,9 @@ def test_every_request_has_a_timeout_and_its_own_ca_bundle_despite_requests_ca_b
         ("GET", "graph.example.test"),
     ]
     for call in mocked.calls:
-        assert call.request.req_kwargs["timeout"] == TIMEOUT
-        assert call.request.req_kwargs["verify"] == str(emulator_ca)
+        sent_with: dict[str, Any] = call.request.req_kwargs  # type: ignore[attr-defined]
+        assert sent_with["timeout"] == TIMEOUT
+        assert sent_with["verify"] == str(emulator_ca)
 
 
 def test_it_never_logs_the_access_token_or_the_client_secret(

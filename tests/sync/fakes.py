@@ -14,6 +14,7 @@ from directories.graph import (
     GraphUser,
     RequestStats,
 )
+from directories.sync.reader import DirectoryReader
 
 
 def make_user(name: str, **fields: object) -> GraphUser:
@@ -114,3 +115,8 @@ class FakeGraph:
         if group_id not in self.members:
             raise GraphNotFound("gone")
         return list(self.members[group_id])
+
+
+def as_reader(fake: FakeGraph) -> DirectoryReader:
+    """mypy checks here that FakeGraph offers everything the engine reads from Graph."""
+    return fake
