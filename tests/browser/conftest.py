@@ -50,7 +50,7 @@ def missing_browser_tools() -> str | None:
     if shutil.which("certutil") is None:
         return "needs certutil (libnss3-tools) to trust the emulator's CA in Chromium"
     if importlib.util.find_spec("playwright") is None:
-        return "needs the playwright package (pip install -r requirements.txt)"
+        return "needs the playwright package (pip install -r requirements-dev.txt)"
     return None
 
 
