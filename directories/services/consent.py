@@ -1,6 +1,6 @@
 """Verify Now: admin consent, then a sign-in whose `tid` proves the tenant, then the probe.
 
-DESIGN.md "Verify Now". The views in `consent_views.py` only parse requests and report; every
+DESIGN.md "Verify Now". DirectoryAdmin's verify pages only parse requests and report; every
 decision is made here. Each redirect to Microsoft carries a signed `state` that names the
 directory and a random nonce kept in the admin's session: it expires after STATE_MAX_AGE,
 works only in the session that started it, and only once (the nonce is popped when used).
