@@ -623,6 +623,7 @@ class ControlApi:
             "throttle_window": graph.throttle_window,
             "token_lifetime": self.emulator.login.token_lifetime,
             "skiptoken_lifetime": graph.skiptoken_lifetime,
+            "advanced_query_strict": graph.advanced_query_strict,
         }
 
     def _settings_update(self, call: _Call) -> tuple[int, Any]:
@@ -633,6 +634,7 @@ class ControlApi:
             "throttle_window",
             "token_lifetime",
             "skiptoken_lifetime",
+            "advanced_query_strict",
         }
         if unknown:
             raise ControlError(
@@ -644,6 +646,7 @@ class ControlApi:
             "throttle_window": (lambda v: _number(v, 0.001, 86_400), "seconds > 0"),
             "token_lifetime": (lambda v: _whole(v, 1, 86_400), "whole seconds 1..86400"),
             "skiptoken_lifetime": (lambda v: v is None or _number(v, 0, 10**9), "null or seconds"),
+            "advanced_query_strict": (lambda v: isinstance(v, bool), "true or false"),
         }
         for name, value in data.items():
             check, expected = checks[name]
@@ -661,6 +664,8 @@ class ControlApi:
         if "skiptoken_lifetime" in data:
             value = data["skiptoken_lifetime"]
             graph.skiptoken_lifetime = None if value is None else float(value)
+        if "advanced_query_strict" in data:
+            graph.advanced_query_strict = data["advanced_query_strict"]
         return self._settings(call)
 
     def _tokens_expire(self, call: _Call) -> tuple[int, Any]:

@@ -269,6 +269,11 @@ class GraphApi:
         self.throttle_limit = throttle_limit
         self.throttle_window = throttle_window
         self.skiptoken_lifetime = skiptoken_lifetime
+        # Microsoft's table of advanced queries lists the OData cast on a relationship among
+        # the queries that need `ConsistencyLevel: eventual` plus `$count=true` ("Advanced query
+        # capabilities on Microsoft Entra ID objects"). Enforced by default; some tenants are
+        # seen to answer without them, which `advanced_query_strict = False` imitates.
+        self.advanced_query_strict = True
         self.latency = 0.0
         self.requests_seen: list[tuple[str, str]] = []
         self.counters: collections.Counter[str] = collections.Counter()
@@ -612,9 +617,10 @@ class GraphApi:
         relation: str,
         cast_segment: str | None,
     ) -> dict[str, Any]:
-        options.only("$select", "$top", "$skiptoken")
+        options.only("$select", "$top", "$skiptoken", "$count")
         transitive = relation == "transitiveMembers"
         cast: tuple[str, str] | None = None
+        self._advanced_query(request, options, cast=cast_segment is not None)
         if cast_segment is not None:
             name = cast_segment.lower().removeprefix("microsoft.").removeprefix("graph.")
             if not cast_segment.lower().startswith(("microsoft.graph.", "graph.")):
@@ -693,7 +699,8 @@ class GraphApi:
         Tenants only store group -> members, so the reverse is derived from `members_of`
         (cached by the tenant) per request: fine for the tenant sizes the emulator serves.
         """
-        options.only("$select", "$top", "$skiptoken")
+        options.only("$select", "$top", "$skiptoken", "$count")
+        self._advanced_query(request, options, cast=cast_segment is not None)
         if cast_segment is not None:
             name = cast_segment.lower().removeprefix("microsoft.").removeprefix("graph.")
             if not cast_segment.lower().startswith(("microsoft.graph.", "graph.")):
@@ -836,6 +843,37 @@ class GraphApi:
 
     # --- paging -------------------------------------------------------------------------------
 
+    def _advanced_query(self, request: EmuRequest, options: _Options, *, cast: bool) -> None:
+        """Refuse what Graph refuses about advanced queries (see `advanced_query_strict`).
+
+        An OData cast on a relationship needs `ConsistencyLevel: eventual` and `$count=true`;
+        `$count` on directory objects needs the header too.
+        """
+        count = options.values.get("$count")
+        if count is not None and count.lower() not in ("true", "false"):
+            raise EmulatedGraphError(
+                400, "Request_BadRequest", f"Invalid value '{count}' for query option '$count'."
+            )
+        if not self.advanced_query_strict:
+            return
+        eventual = (request.header("ConsistencyLevel") or "").strip().lower() == "eventual"
+        counted = (count or "").lower() == "true"
+        if cast and not (eventual and counted):
+            raise EmulatedGraphError(
+                400,
+                "Request_UnsupportedQuery",
+                "Unsupported Query. An OData cast on a directory object relationship is an "
+                "advanced query: it needs the ConsistencyLevel header set to 'eventual' and "
+                "$count=true.",
+            )
+        if counted and not eventual:
+            raise EmulatedGraphError(
+                400,
+                "Request_BadRequest",
+                "$count is not currently supported without the ConsistencyLevel header set to "
+                "'eventual'.",
+            )
+
     def _page(
         self,
         request: EmuRequest,
@@ -855,6 +893,8 @@ class GraphApi:
         chunk = items[start : start + top]
         value = [obj for obj in map(render, chunk) if obj is not None]
         body: dict[str, Any] = {"@odata.context": context}
+        if (options.values.get("$count") or "").lower() == "true":
+            body["@odata.count"] = len(items)
         end = start + len(chunk)
         if end < len(items):
             token = self._write_skiptoken(tenant, route, digest, end, key(items[end - 1]))

@@ -334,14 +334,20 @@ class GraphClient:
                 if request_id:
                     self.stats.last_request_id = request_id
 
-    def get_json(self, url: str, *, permission: str) -> dict[str, Any]:
-        """GET one Graph URL and return its JSON object, retrying what is worth retrying."""
+    def get_json(
+        self, url: str, *, permission: str, advanced_query: bool = False
+    ) -> dict[str, Any]:
+        """GET one Graph URL and return its JSON object, retrying what is worth retrying.
+
+        `advanced_query` sends `ConsistencyLevel: eventual`, which the URL's `$count=true`
+        needs: Graph asks for the pair on OData casts of directory-object relationships.
+        """
         self._check_graph_url(url)
         may_refresh_token = True
         attempt = 0
         while True:
             try:
-                response = self._send(url)
+                response = self._send(url, advanced_query=advanced_query)
             except GraphTransient as failure:  # Microsoft could not be reached
                 verdict: _Verdict = _Retry(failure)
             else:
@@ -368,12 +374,15 @@ class GraphClient:
         if urlsplit(url).netloc != self._graph_host or urlsplit(url).scheme != self._graph_scheme:
             raise GraphBadResponse(f"Graph pointed to another host ({urlsplit(url).netloc}).")
 
-    def _send(self, url: str) -> requests.Response:
+    def _send(self, url: str, *, advanced_query: bool = False) -> requests.Response:
         """Send one GET with a current token; GraphTransient when Microsoft cannot be reached."""
         try:
+            headers = self._headers()  # gets a token: MSAL may raise for the login service
+            if advanced_query:
+                headers["ConsistencyLevel"] = "eventual"
             response = self._session.get(
                 url,
-                headers=self._headers(),
+                headers=headers,
                 timeout=self.settings.timeout,
                 verify=self.settings.verify,
             )
@@ -405,13 +414,25 @@ class GraphClient:
         return self._backoff(attempt)
 
     def _paged(
-        self, path: str, params: dict[str, str], *, permission: str
+        self,
+        path: str,
+        params: dict[str, str],
+        *,
+        permission: str,
+        advanced_query: bool = False,
     ) -> Iterator[dict[str, Any]]:
-        """Every object of a collection, following `@odata.nextLink` verbatim."""
+        """Every object of a collection, following `@odata.nextLink` verbatim.
+
+        An advanced query (an OData cast on a relationship, in Microsoft's table of queries
+        that need it) asks with `$count=true` and sends `ConsistencyLevel: eventual` on every
+        page: a next link carries the `$count` but a header is ours to send each time.
+        """
+        if advanced_query:
+            params = {**params, "$count": "true"}
         url: str | None = self._url(path, {**params, "$top": str(PAGE_SIZE)})
         seen: set[str] = set()
         while url:
-            body = self.get_json(url, permission=permission)
+            body = self.get_json(url, permission=permission, advanced_query=advanced_query)
             value = body.get("value")
             if not isinstance(value, list):
                 raise GraphBadResponse(
@@ -493,7 +514,10 @@ class GraphClient:
         path = f"groups/{quote(group_id, safe='')}/transitiveMembers/microsoft.graph.user"
         users = []
         for item in self._paged(
-            path, {"$select": ",".join(USER_FIELDS)}, permission=PERMISSION_MEMBERS
+            path,
+            {"$select": ",".join(USER_FIELDS)},
+            permission=PERMISSION_MEMBERS,
+            advanced_query=True,  # an OData cast
         ):
             odata_type = item.get("@odata.type") if isinstance(item, dict) else None
             if odata_type not in (None, "#microsoft.graph.user"):

@@ -71,6 +71,20 @@ def test_all_groups_mode_copies_the_whole_tenant(tenant: EmuTenant) -> None:
     assert SyncedUser.objects.filter(mail="").exists()
 
 
+@pytest.mark.parametrize("strict", [True, False], ids=["as-documented", "lenient-tenant"])
+@pytest.mark.parametrize("mode", ["all", "assigned"])
+def test_a_sync_succeeds_whether_the_tenant_enforces_the_advanced_query_rule_or_not(
+    tenant: EmuTenant, emulator: Emulator, strict: bool, mode: str
+) -> None:
+    # Every member listing is an OData cast: against a tenant that enforces Microsoft's rule
+    # as written, a sync without ConsistencyLevel + $count would fail on the first group.
+    emulator.graph.advanced_query_strict = strict
+    directory = add_and_verify(tenant, mode)
+
+    assert sync_json()["status"] == "succeeded"
+    assert_matches_tenant(directory, tenant, assigned_only=mode == "assigned")
+
+
 def test_assigned_mode_copies_only_assigned_groups_with_nested_members(
     tenant: EmuTenant,
 ) -> None:

@@ -136,20 +136,30 @@ def token(emulator: Emulator, tenant: EmuTenant) -> str:
 def get(emulator: Emulator, token: str) -> Callable[..., EmuResponse]:
     """GET a Graph path (or absolute URL) straight through the core, with the tenant's token."""
 
-    def do(path_or_url: str, *, headers: dict[str, str] | None = None) -> EmuResponse:
+    def do(
+        path_or_url: str, *, headers: dict[str, str] | None = None, advanced: bool = False
+    ) -> EmuResponse:
+        """`advanced`: an advanced query (an OData cast needs one): the header and `$count`."""
         url = path_or_url if "://" in path_or_url else f"{GRAPH_URL}/v1.0/{path_or_url}"
-        return emulator.handle("GET", url, {"Authorization": f"Bearer {token}", **(headers or {})})
+        sent = {"Authorization": f"Bearer {token}", **(headers or {})}
+        if advanced:
+            sent["ConsistencyLevel"] = "eventual"
+            if "$count=" not in url:
+                url += f"{'&' if '?' in url else '?'}$count=true"
+        return emulator.handle("GET", url, sent)
 
     return do
 
 
-def all_pages(get: Callable[..., EmuResponse], path: str) -> tuple[list[dict[str, Any]], int]:
+def all_pages(
+    get: Callable[..., EmuResponse], path: str, *, advanced: bool = False
+) -> tuple[list[dict[str, Any]], int]:
     """Every object of a collection by following nextLinks, and the number of pages."""
     items: list[dict[str, Any]] = []
     url: str | None = path
     pages = 0
     while url:
-        response = get(url)
+        response = get(url, advanced=advanced)
         assert response.status == 200, response.text
         body = response.json()
         items.extend(body["value"])

@@ -47,8 +47,8 @@ def control(emulator: Emulator) -> Iterator[EmulatorControl]:
         yield EmulatorControl(BASE)
 
 
-def graph_ids(get: Get, path: str) -> set[str]:
-    response = get(f"{path}{'&' if '?' in path else '?'}$top=999")
+def graph_ids(get: Get, path: str, *, advanced: bool = False) -> set[str]:
+    response = get(f"{path}{'&' if '?' in path else '?'}$top=999", advanced=advanced)
     assert response.status == 200, response.text
     return {item["id"] for item in response.json()["value"]}
 
@@ -207,7 +207,7 @@ def test_an_added_user_is_in_graph_and_in_its_groups(
     assert user["id"] in graph_ids(get, "users")
     # Sales EMEA (102) is nested in Sales (101).
     assert user["id"] in graph_ids(
-        get, f"groups/{guid(101)}/transitiveMembers/microsoft.graph.user"
+        get, f"groups/{guid(101)}/transitiveMembers/microsoft.graph.user", advanced=True
     )
     assert control.user(tenant.tenant_id, "new.hire@contoso.onmicrosoft.com")["id"] == user["id"]
     assert user["id"] in {u["id"] for u in control.users(tenant.tenant_id)}
@@ -343,7 +343,9 @@ def test_members_are_added_and_removed(
 
     direct = graph_ids(get, f"groups/{guid(104)}/members")
     assert direct == {guid(3), guid(102), guid(900)}
-    users = graph_ids(get, f"groups/{guid(104)}/transitiveMembers/microsoft.graph.user")
+    users = graph_ids(
+        get, f"groups/{guid(104)}/transitiveMembers/microsoft.graph.user", advanced=True
+    )
     assert users == {guid(3), *(guid(i) for i in range(11, 16))}
 
     control.remove_member(tid, guid(104), guid(102))
@@ -495,6 +497,7 @@ def test_settings_change_latency_throttling_and_token_lifetime(
         "throttle_window": 60,
         "token_lifetime": 120,
         "skiptoken_lifetime": None,
+        "advanced_query_strict": True,
     }
     assert emulator.graph.latency == 0.025
     assert get("users").status == 200
@@ -615,3 +618,19 @@ def test_the_client_changes_a_served_tenant_between_reads(
         assert seen.json()["displayName"] == "Renamed Over HTTPS"
         assert control.tenants()[0]["users"] == 25
         control.close()
+
+
+def test_the_advanced_query_rule_can_be_relaxed_and_restored(
+    control: EmulatorControl, emulator: Emulator, get: Get
+) -> None:
+    cast = f"groups/{guid(101)}/transitiveMembers/microsoft.graph.user"
+    assert control.settings()["advanced_query_strict"] is True
+    assert get(cast).status == 400
+
+    assert control.update_settings(advanced_query_strict=False)["advanced_query_strict"] is False
+    assert get(cast).status == 200
+
+    control.update_settings(advanced_query_strict=True)
+    assert get(cast).status == 400
+    with pytest.raises(EmulatorControlError):
+        control.update_settings(advanced_query_strict="no")

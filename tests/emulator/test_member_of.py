@@ -14,7 +14,7 @@ GROUP_SELECT = "id,displayName,description,mail,mailEnabled,securityEnabled,grou
 
 def test_member_of_lists_only_the_groups_a_user_is_directly_in(get: Get) -> None:
     # User 11 is in Sales EMEA (nested in Sales) and in Everyone.
-    groups, _ = all_pages(get, f"users/{guid(11)}/memberOf/microsoft.graph.group")
+    groups, _ = all_pages(get, f"users/{guid(11)}/memberOf/microsoft.graph.group", advanced=True)
 
     assert {g["id"] for g in groups} == {guid(102), guid(105)}
     assert all(g["@odata.type"] == "#microsoft.graph.group" for g in groups)
@@ -22,7 +22,9 @@ def test_member_of_lists_only_the_groups_a_user_is_directly_in(get: Get) -> None
 
 def test_transitive_member_of_adds_the_groups_nesting_them(get: Get) -> None:
     groups, _ = all_pages(
-        get, f"users/{guid(11)}/transitiveMemberOf/microsoft.graph.group?$select={GROUP_SELECT}"
+        get,
+        f"users/{guid(11)}/transitiveMemberOf/microsoft.graph.group?$select={GROUP_SELECT}",
+        advanced=True,
     )
 
     assert {g["id"] for g in groups} == {guid(101), guid(102), guid(105)}
@@ -30,14 +32,16 @@ def test_transitive_member_of_adds_the_groups_nesting_them(get: Get) -> None:
 
 
 def test_member_of_is_paged_like_the_other_collections(get: Get) -> None:
-    first = get(f"users/{guid(11)}/transitiveMemberOf/microsoft.graph.group?$top=2").json()
+    first = get(
+        f"users/{guid(11)}/transitiveMemberOf/microsoft.graph.group?$top=2", advanced=True
+    ).json()
 
     assert len(first["value"]) == 2
     assert first["@odata.nextLink"].startswith(
         f"{GRAPH_URL}/v1.0/users/{guid(11)}/transitiveMemberOf/microsoft.graph.group?$top=2&"
     )
     groups, pages = all_pages(
-        get, f"users/{guid(11)}/transitiveMemberOf/microsoft.graph.group?$top=2"
+        get, f"users/{guid(11)}/transitiveMemberOf/microsoft.graph.group?$top=2", advanced=True
     )
     assert pages == 2
     assert len({g["id"] for g in groups}) == 3
@@ -51,8 +55,10 @@ def test_member_of_without_a_cast_is_a_directory_object_collection(get: Get) -> 
 
 
 def test_a_user_by_upn_works_and_an_unknown_user_is_not_found(get: Get) -> None:
-    by_upn = get("users/user10@contoso.onmicrosoft.com/memberOf/microsoft.graph.group").json()
-    missing = get(f"users/{guid(999)}/transitiveMemberOf/microsoft.graph.group")
+    by_upn = get(
+        "users/user10@contoso.onmicrosoft.com/memberOf/microsoft.graph.group", advanced=True
+    ).json()
+    missing = get(f"users/{guid(999)}/transitiveMemberOf/microsoft.graph.group", advanced=True)
 
     assert {g["id"] for g in by_upn["value"]} == {guid(102), guid(105)}
     assert missing.status == 404
@@ -61,7 +67,7 @@ def test_a_user_by_upn_works_and_an_unknown_user_is_not_found(get: Get) -> None:
 
 def test_a_user_in_no_group_has_an_empty_list_and_other_casts_are_empty(get: Get) -> None:
     assert get(f"users/{guid(900)}/memberOf").status == 404  # a device is not a user
-    body = get(f"users/{guid(11)}/memberOf/microsoft.graph.user").json()
+    body = get(f"users/{guid(11)}/memberOf/microsoft.graph.user", advanced=True).json()
 
     assert body["value"] == []
     assert get(f"users/{guid(11)}/memberOf/microsoft.graph.nothing").status == 400

@@ -69,7 +69,7 @@ def test_every_body_type_matches_microsofts_schemas(
 ) -> None:
     failures = []
     for i, path in enumerate(paths(tenant)):
-        response = get(path)
+        response = get(path, advanced="/microsoft.graph." in path)
         assert response.status == 200, (path, response.text)
         body_file = tmp_path / f"body{i}.json"
         body_file.write_bytes(response.body)

@@ -42,8 +42,10 @@ ORGANIZATION_URL = f"{V1}/organization?$select={ORGANIZATION_SELECT}"
 SERVICE_PRINCIPAL_PATH = f"{V1}/servicePrincipals(appId='{AUTH_APP_ID}')"
 SERVICE_PRINCIPAL_URL = f"{SERVICE_PRINCIPAL_PATH}?$select={SERVICE_PRINCIPAL_SELECT}"
 ASSIGNMENTS_URL = f"{SERVICE_PRINCIPAL_PATH}/appRoleAssignedTo?$select={ASSIGNMENT_SELECT}&$top=999"
+# An OData cast: an advanced query, asked with $count=true (and ConsistencyLevel: eventual).
 MEMBERS_URL = (
-    f"{V1}/groups/{GROUP_ID}/transitiveMembers/microsoft.graph.user?$select={USER_SELECT}&$top=999"
+    f"{V1}/groups/{GROUP_ID}/transitiveMembers/microsoft.graph.user"
+    f"?$select={USER_SELECT}&$count=true&$top=999"
 )
 GROUP_URL = f"{V1}/groups/{GROUP_ID}?$select={GROUP_SELECT}"
 USER_URL = f"{V1}/users/admin@contoso.com?$select={USER_SELECT}"

@@ -174,6 +174,10 @@ def test_its_first_request_selects_only_what_it_keeps_and_asks_for_999(
         f"/v1.0/groups/{GROUP_ID}/transitiveMembers/microsoft.graph.user"
     )
     assert query(members.url)["$top"] == ["999"]
+    # "Advanced query capabilities on Microsoft Entra ID objects": an OData cast needs both.
+    assert query(members.url)["$count"] == ["true"]
+    assert members.headers["ConsistencyLevel"] == "eventual"
+    assert "$count" not in groups_query and "ConsistencyLevel" not in graph.requests[0].headers
     assert set(query(members.url)["$select"][0].split(",")) == {
         "id",
         "userPrincipalName",
@@ -184,6 +188,23 @@ def test_its_first_request_selects_only_what_it_keeps_and_asks_for_999(
         "accountEnabled",
         "userType",
     }
+
+
+def test_every_page_of_a_cast_member_listing_is_an_advanced_query(
+    client: GraphClient, graph: FakeGraph
+) -> None:
+    # A nextLink carries the $count it was asked with, never the header: we send it each time.
+    first = load_fixture("transitive-members-users.json")
+    next_link = f"{MEMBERS_URL}&$skiptoken=page-2"
+    graph.reply(MEMBERS_URL, json_body={**first, "@odata.nextLink": next_link})
+    graph.reply(next_link, json_body={**first, "value": first["value"][:1]})
+
+    users = client.group_transitive_users(GROUP_ID)
+
+    assert len(users) == len(first["value"]) + 1
+    assert [r.url for r in graph.requests] == [MEMBERS_URL, next_link]
+    assert all(r.headers["ConsistencyLevel"] == "eventual" for r in graph.requests)
+    assert all(query(r.url)["$count"] == ["true"] for r in graph.requests)
 
 
 # --- throttling and transient failures -----------------------------------------------------------
