@@ -255,3 +255,14 @@ def test_verifying_a_directory_puts_it_on_the_sync_schedule(
 
     schedule = Schedule.objects.get(name=f"sync-directory-{directory.pk}")
     assert schedule.func == "directories.tasks.run_directory_sync"
+
+
+def test_sync_all_says_when_there_is_nothing_to_sync(graph: FakeGraph) -> None:
+    DirectoryFactory(name="New", verified_at=None)
+
+    out, err = sync_command("--all")
+    json_out, json_err = sync_command("--all", "--json")
+
+    assert out == "" and "nothing to sync" in err
+    assert json.loads(json_out) == [] and json_err == ""
+    assert graph.stats.requests == 0

@@ -39,6 +39,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if options["all"]:
             directories = list(Directory.objects.syncable())
+            if not directories and not options["json"]:
+                # Not an error (a fresh install), but silence would look like a sync.
+                self.stderr.write("No directory is verified and enabled: nothing to sync.")
         else:
             try:
                 directories = [directory_get(options["directory"])]
