@@ -6,6 +6,7 @@ from .client import GraphClient, forget_cached_tokens, is_guid
 from .errors import (
     ErrorClass,
     GraphBadResponse,
+    GraphDeltaExpired,
     GraphError,
     GraphForbidden,
     GraphNotAssigned,
@@ -21,18 +22,25 @@ from .settings import GraphSettings
 from .signin import SignedIn, SignIn, SignInStart
 from .types import (
     AppRoleAssignment,
+    DeltaRound,
     GraphGroup,
     GraphUser,
+    GroupChange,
+    MemberKind,
+    MemberRef,
     Organization,
     RequestStats,
     ServicePrincipal,
+    UserChange,
 )
 
 __all__ = [
     "AppRoleAssignment",
+    "DeltaRound",
     "ErrorClass",
     "GraphBadResponse",
     "GraphClient",
+    "GraphDeltaExpired",
     "GraphError",
     "GraphForbidden",
     "GraphGroup",
@@ -46,12 +54,16 @@ __all__ = [
     "GraphUnauthorized",
     "GraphUser",
     "GraphWrongTenant",
+    "GroupChange",
+    "MemberKind",
+    "MemberRef",
     "Organization",
     "RequestStats",
     "ServicePrincipal",
     "SignIn",
     "SignInStart",
     "SignedIn",
+    "UserChange",
     "forget_cached_tokens",
     "is_guid",
 ]

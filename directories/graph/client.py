@@ -2,7 +2,8 @@
 
 One `GraphClient` per tenant and run. It gets tokens from a cached MSAL confidential client,
 pages with `@odata.nextLink`, retries throttling and transient failures with bounded backoff,
-and turns every other failure into one of the errors in `errors.py`.
+and turns every other failure into one of the errors in `errors.py`. Delta rounds are merged
+in `delta.py`; many groups' direct members are read through `$batch` (`group_members`).
 """
 
 from __future__ import annotations
@@ -14,16 +15,18 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any, TypeAlias
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, TypeAlias
 from urllib.parse import quote, urlsplit
 
 import msal
 import requests
 
+from .delta import GroupRound, UserRound, member_ref
 from .errors import (
     GraphBadResponse,
+    GraphDeltaExpired,
     GraphError,
     GraphForbidden,
     GraphNotAssigned,
@@ -37,11 +40,15 @@ from .msal_http import new_msal_app
 from .settings import GraphSettings
 from .types import (
     AppRoleAssignment,
+    DeltaRound,
     GraphGroup,
     GraphUser,
+    GroupChange,
+    MemberRef,
     Organization,
     RequestStats,
     ServicePrincipal,
+    UserChange,
 )
 
 logger = logging.getLogger(__name__)
@@ -73,6 +80,17 @@ PAGE_SIZE = 999  # the largest page Graph serves for directory objects
 GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 QUERY_SAFE = ",'=()"  # keep $select lists and OData literals readable in URLs and logs
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+OK_STATUSES = frozenset({200})
+# "Combine multiple HTTP requests using JSON batching": up to 20 requests in one batch.
+BATCH_LIMIT = 20
+# A parseable batch answers 200; "Microsoft Graph throttling guidance" (Throttling and batching)
+# also has the batch itself fail with 424 when a request in it was throttled. Either way the
+# answer is read request by request.
+BATCH_OK_STATUSES = frozenset({200, 424})
+# "Microsoft Graph error responses": syncStateNotFound ("the delta token is expired and data
+# must be synchronized again") and resyncRequired ("the delta token is no longer valid, and the
+# app must reset the sync state"), compared without case.
+DELTA_EXPIRED_CODES = frozenset({"syncstatenotfound", "resyncrequired"})
 
 # Graph's permission per kind of read, named in "forbidden" errors.
 PERMISSION_USERS = "User.Read.All"
@@ -187,35 +205,86 @@ class _RefreshToken:
 _Verdict: TypeAlias = dict[str, Any] | _Retry | _RefreshToken
 
 
-def _classify(response: requests.Response, *, permission: str, may_refresh_token: bool) -> _Verdict:
-    """What to do with Graph's answer: return its JSON, refresh the token, retry, or raise."""
+def _classify(
+    response: requests.Response,
+    *,
+    permission: str,
+    may_refresh_token: bool,
+    ok_statuses: frozenset[int] = OK_STATUSES,
+    delta: bool = False,
+) -> _Verdict:
+    """What to do with Graph's answer: return its JSON, refresh the token, retry, or raise.
+
+    `delta`: the request belongs to a delta round, where 410 Gone and the expired-token error
+    codes mean the stored link is dead and a full read is needed (GraphDeltaExpired).
+    """
     request_id = response.headers.get("request-id")
     status = response.status_code
-    if status == 200:
+    if status in ok_statuses:
         return _json_object(response, request_id)
     code, message = _graph_error_body(response)
     detail = f"{code}: {message}".rstrip(": ")
+    if delta and (status == 410 or _graph_error_codes(response) & DELTA_EXPIRED_CODES):
+        raise _delta_expired(status, code, detail, request_id)
     if status == 401 and may_refresh_token:
         # MSAL can keep serving a cached token that Graph already rejects.
         return _RefreshToken()
     if status not in RETRYABLE_STATUSES:
         raise _status_error(status, code, detail, permission, request_id)
-    failure: GraphError
+    failure = _retryable_failure(status, code, detail, request_id)
+    return _Retry(failure, _parse_retry_after(response.headers.get("Retry-After")))
+
+
+def _retryable_failure(status: int, code: str, detail: str, request_id: str | None) -> GraphError:
+    """The error a retryable status (429, 5xx) ends in once no attempts are left."""
     if status == 429:
-        failure = GraphThrottled(
+        return GraphThrottled(
             f"Microsoft Graph throttled the requests ({detail}).",
             status=status,
             code=code,
             request_id=request_id,
         )
-    else:
-        failure = GraphTransient(
-            f"Microsoft Graph failed with HTTP {status} ({detail}).",
-            status=status,
-            code=code,
-            request_id=request_id,
-        )
-    return _Retry(failure, _parse_retry_after(response.headers.get("Retry-After")))
+    return GraphTransient(
+        f"Microsoft Graph failed with HTTP {status} ({detail}).",
+        status=status,
+        code=code,
+        request_id=request_id,
+    )
+
+
+def _graph_error_codes(response: requests.Response) -> set[str]:
+    """Every `code` in Graph's error and its nested innerErrors, in lower case.
+
+    "Microsoft Graph error responses": apps "should loop through all the error codes available".
+    """
+    try:
+        body = response.json()
+    except ValueError:
+        return set()
+    return _error_codes(body.get("error") if isinstance(body, dict) else None)
+
+
+def _error_codes(error: Any) -> set[str]:
+    codes: set[str] = set()
+    for _ in range(10):  # nesting is shallow in practice; never loop on a strange body
+        if not isinstance(error, dict):
+            break
+        if isinstance(error.get("code"), str):
+            codes.add(error["code"].lower())
+        error = error.get("innerError", error.get("innererror"))
+    return codes
+
+
+def _delta_expired(
+    status: int, code: str, detail: str, request_id: str | None
+) -> GraphDeltaExpired:
+    return GraphDeltaExpired(
+        f"Microsoft Graph no longer accepts the stored delta link (HTTP {status}, {detail}); "
+        "a full read of the directory is needed.",
+        status=status,
+        code=code,
+        request_id=request_id,
+    )
 
 
 def _json_object(response: requests.Response, request_id: str | None) -> dict[str, Any]:
@@ -325,12 +394,15 @@ class GraphClient:
         delay: float = min(self.settings.backoff_cap, self.settings.backoff_base * 2.0**attempt)
         return delay * random.uniform(0.5, 1.0)
 
-    def _count(self, *, retry: bool = False, request_id: str | None = None) -> None:
+    def _count(
+        self, *, retry: bool = False, request_id: str | None = None, subrequests: int = 0
+    ) -> None:
         with self._lock:
             if retry:
                 self.stats.retries += 1
             else:
                 self.stats.requests += 1
+                self.stats.subrequests += subrequests
                 if request_id:
                     self.stats.last_request_id = request_id
 
@@ -342,17 +414,43 @@ class GraphClient:
         `advanced_query` sends `ConsistencyLevel: eventual`, which the URL's `$count=true`
         needs: Graph asks for the pair on OData casts of directory-object relationships.
         """
+        return self._request_json(url, permission=permission, advanced_query=advanced_query)
+
+    def _request_json(
+        self,
+        url: str,
+        *,
+        permission: str,
+        advanced_query: bool = False,
+        json_body: dict[str, Any] | None = None,
+        ok_statuses: frozenset[int] = OK_STATUSES,
+        delta: bool = False,
+        subrequests: int = 0,
+    ) -> dict[str, Any]:
+        """GET (or, with `json_body`, POST) one Graph URL with retries; its JSON object.
+
+        `subrequests`: how many requests a `$batch` body carries, counted per POST sent.
+        """
         self._check_graph_url(url)
         may_refresh_token = True
         attempt = 0
         while True:
             try:
-                response = self._send(url, advanced_query=advanced_query)
+                response = self._send(
+                    url,
+                    advanced_query=advanced_query,
+                    json_body=json_body,
+                    subrequests=subrequests,
+                )
             except GraphTransient as failure:  # Microsoft could not be reached
                 verdict: _Verdict = _Retry(failure)
             else:
                 verdict = _classify(
-                    response, permission=permission, may_refresh_token=may_refresh_token
+                    response,
+                    permission=permission,
+                    may_refresh_token=may_refresh_token,
+                    ok_statuses=ok_statuses,
+                    delta=delta,
                 )
             if isinstance(verdict, dict):
                 return verdict
@@ -374,18 +472,37 @@ class GraphClient:
         if urlsplit(url).netloc != self._graph_host or urlsplit(url).scheme != self._graph_scheme:
             raise GraphBadResponse(f"Graph pointed to another host ({urlsplit(url).netloc}).")
 
-    def _send(self, url: str, *, advanced_query: bool = False) -> requests.Response:
-        """Send one GET with a current token; GraphTransient when Microsoft cannot be reached."""
+    def _send(
+        self,
+        url: str,
+        *,
+        advanced_query: bool = False,
+        json_body: dict[str, Any] | None = None,
+        subrequests: int = 0,
+    ) -> requests.Response:
+        """Send one GET (a POST of `json_body`) with a current token.
+
+        GraphTransient when Microsoft cannot be reached.
+        """
         try:
             headers = self._headers()  # gets a token: MSAL may raise for the login service
             if advanced_query:
                 headers["ConsistencyLevel"] = "eventual"
-            response = self._session.get(
-                url,
-                headers=headers,
-                timeout=self.settings.timeout,
-                verify=self.settings.verify,
-            )
+            if json_body is None:
+                response = self._session.get(
+                    url,
+                    headers=headers,
+                    timeout=self.settings.timeout,
+                    verify=self.settings.verify,
+                )
+            else:
+                response = self._session.post(
+                    url,
+                    json=json_body,  # and Content-Type: application/json
+                    headers=headers,
+                    timeout=self.settings.timeout,
+                    verify=self.settings.verify,
+                )
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise GraphTransient(
                 f"Could not reach Microsoft ({type(exc).__name__}: {exc})."
@@ -393,7 +510,7 @@ class GraphClient:
         except msal.exceptions.MsalServiceError as exc:
             # The login service answered 5xx while getting the token (MSAL raises, not requests).
             raise GraphTransient(f"The Microsoft login service failed ({exc}).") from exc
-        self._count(request_id=response.headers.get("request-id"))
+        self._count(request_id=response.headers.get("request-id"), subrequests=subrequests)
         return response
 
     def _headers(self) -> dict[str, str]:
@@ -557,6 +674,316 @@ class GraphClient:
             permission=PERMISSION_USERS,
         )
         return _user(body)
+
+    def users(self) -> Iterator[GraphUser]:
+        """Every user in the tenant."""
+        for item in self._paged(
+            "users", {"$select": ",".join(USER_FIELDS)}, permission=PERMISSION_USERS
+        ):
+            yield _user(item)
+
+    # --- delta rounds ---------------------------------------------------------------------------
+
+    def users_delta(self, delta_link: str | None = None) -> DeltaRound[UserChange]:
+        """A whole `/users/delta` round: from scratch (None), or the changes since `delta_link`.
+
+        Raises GraphDeltaExpired when Graph no longer knows the link: read everything instead.
+        """
+        url = delta_link
+        if url is None:
+            url = self._url("users/delta", {"$select": ",".join(USER_FIELDS)})
+        fold = UserRound()
+        link = self._delta_round(url, permission=PERMISSION_USERS, add=fold.add)
+        return DeltaRound(changes=fold.changes(), delta_link=link)
+
+    def groups_delta(self, delta_link: str | None = None) -> DeltaRound[GroupChange]:
+        """A whole `/groups/delta` round with direct membership changes (`members@delta`).
+
+        A large group's members come over several pages, the group repeated on each; they are
+        merged here. Raises GraphDeltaExpired when Graph no longer knows the link.
+        """
+        url = delta_link
+        if url is None:
+            url = self._url("groups/delta", {"$select": ",".join((*GROUP_FIELDS, "members"))})
+        fold = GroupRound()
+        link = self._delta_round(url, permission=PERMISSION_MEMBERS, add=fold.add)
+        return DeltaRound(changes=fold.changes(), delta_link=link)
+
+    def latest_delta_link(self, resource: Literal["users", "groups"]) -> str:
+        """A delta link for "from now on", without reading any object (`$deltatoken=latest`).
+
+        "Use delta query to track changes": Entra ID resources support "sync from now"; the
+        answer has an @odata.deltaLink and no resource data. The `$select` is the one the
+        rounds use, since a delta link keeps the query it was made with.
+        """
+        if resource == "users":
+            select, permission = USER_FIELDS, PERMISSION_USERS
+        elif resource == "groups":
+            select, permission = (*GROUP_FIELDS, "members"), PERMISSION_MEMBERS
+        else:
+            raise ValueError(f"no delta query for {resource!r}")
+        url = self._url(f"{resource}/delta", {"$select": ",".join(select), "$deltatoken": "latest"})
+        objects: list[str | None] = []
+        link = self._delta_round(
+            url, permission=permission, add=lambda item, rid: objects.append(rid)
+        )
+        if objects:
+            logger.warning(
+                "Graph sent %d objects for a $deltatoken=latest %s delta link; ignored",
+                len(objects),
+                resource,
+            )
+        return link
+
+    def _delta_round(
+        self, url: str, *, permission: str, add: Callable[[Any, str | None], None]
+    ) -> str:
+        """Follow a delta round's next links verbatim to its deltaLink; each item to `add`."""
+        seen = {url}
+        while True:
+            body = self._request_json(url, permission=permission, delta=True)
+            request_id = self.stats.last_request_id
+            value = body.get("value")
+            if not isinstance(value, list):
+                raise GraphBadResponse(
+                    "Microsoft Graph sent a delta page without a list of objects ('value').",
+                    request_id=request_id,
+                )
+            for item in value:
+                add(item, request_id)
+            next_link = body.get("@odata.nextLink")
+            if next_link is None:
+                delta_link = body.get("@odata.deltaLink")
+                if not isinstance(delta_link, str) or not delta_link:
+                    raise GraphBadResponse(
+                        "Microsoft Graph ended a delta round without an @odata.deltaLink, so "
+                        "the changes after it could not be asked for.",
+                        request_id=request_id,
+                    )
+                self._check_graph_url(delta_link)  # it is stored, and sent with our token
+                return delta_link
+            if not isinstance(next_link, str) or next_link in seen:
+                raise GraphBadResponse(
+                    "Microsoft Graph sent the same next-page link twice; the delta round "
+                    "would never end.",
+                    request_id=request_id,
+                )
+            seen.add(next_link)
+            url = next_link
+
+    # --- direct members of many groups, through JSON batching ------------------------------------
+
+    def group_members(self, group_ids: Sequence[str]) -> dict[str, list[MemberRef]]:
+        """The DIRECT members of each group, read through `$batch` (20 requests a POST).
+
+        Groups that no longer exist (404) are left out. Every other group is in the answer with
+        its complete member list, or the call fails: a sub-request that is throttled or fails
+        transiently is sent again (after its own Retry-After, or our backoff), a paged answer
+        is followed to its last page, and any other failure raises.
+        """
+        ids = list(dict.fromkeys(group_ids))
+        members: dict[str, dict[str, MemberRef]] = {group_id: {} for group_id in ids}
+        gone: set[str] = set()
+        queue = [
+            _SubRequest(
+                group_id=group_id,
+                url=f"/groups/{quote(group_id, safe='')}/members?$select=id&$top={PAGE_SIZE}",
+            )
+            for group_id in ids
+        ]
+        clock = 0.0  # seconds this call has slept: when each queued sub-request may go
+        while queue:
+            ready = [sub for sub in queue if sub.due <= clock]
+            if not ready:
+                wake = min(sub.due for sub in queue)
+                self._sleep(wake - clock)
+                clock = wake
+                continue
+            queue = [sub for sub in queue if sub.due > clock]
+            for start in range(0, len(ready), BATCH_LIMIT):
+                batch = ready[start : start + BATCH_LIMIT]
+                queue.extend(self._send_batch(batch, members, gone, clock))
+        return {
+            group_id: list(members[group_id].values()) for group_id in ids if group_id not in gone
+        }
+
+    def _send_batch(
+        self,
+        batch: list[_SubRequest],
+        members: dict[str, dict[str, MemberRef]],
+        gone: set[str],
+        clock: float,
+    ) -> list[_SubRequest]:
+        """POST one batch and read every answer; the sub-requests to send again (or next)."""
+        sent = {str(number): sub for number, sub in enumerate(batch, 1)}
+        body = {
+            "requests": [
+                {"id": number, "method": "GET", "url": sub.url} for number, sub in sent.items()
+            ]
+        }
+        answer = self._request_json(
+            self._url("$batch"),
+            permission=PERMISSION_MEMBERS,
+            json_body=body,
+            ok_statuses=BATCH_OK_STATUSES,
+            subrequests=len(batch),
+        )
+        batch_request_id = self.stats.last_request_id
+        answers = _batch_answers(answer, sent, batch_request_id)
+        again: list[_SubRequest] = []
+        refresh_token = False
+        for number, sub in sent.items():
+            status, headers, sub_body = answers[number]
+            request_id = headers.get("request-id") or _body_request_id(sub_body)
+            if status == 200:
+                again.extend(self._read_members_page(sub, sub_body, members, request_id, clock))
+                continue
+            if status == 404:  # deleted while we were reading: simply not there any more
+                gone.add(sub.group_id)
+                members[sub.group_id].clear()
+                continue
+            code, message = _body_error(sub_body, status)
+            detail = f"{code}: {message}".rstrip(": ")
+            if status == 401 and sub.may_refresh_token:
+                refresh_token = True
+                self._count(retry=True)
+                again.append(replace(sub, may_refresh_token=False, due=clock))
+                continue
+            if status not in RETRYABLE_STATUSES:
+                raise _status_error(status, code, detail, PERMISSION_MEMBERS, request_id)
+            retry = _Retry(
+                _retryable_failure(status, code, detail, request_id),
+                _parse_retry_after(headers.get("retry-after")),
+            )
+            wait = self._wait(retry, sub.attempt)
+            if sub.attempt >= self.settings.max_retries:
+                raise retry.failure
+            self._count(retry=True)
+            logger.info(
+                "Graph batch request for group %s retried in %.1fs: %s",
+                sub.group_id,
+                wait,
+                retry.failure.message,
+            )
+            again.append(replace(sub, attempt=sub.attempt + 1, due=clock + wait))
+        if refresh_token:
+            # One answer for all: the POST carried one token for every sub-request.
+            self._drop_cached_tokens()
+        return again
+
+    def _read_members_page(
+        self,
+        sub: _SubRequest,
+        page: Any,
+        members: dict[str, dict[str, MemberRef]],
+        request_id: str | None,
+        clock: float,
+    ) -> list[_SubRequest]:
+        """Keep a page of members; the sub-request for its next page, if there is one."""
+        value = page.get("value") if isinstance(page, dict) else None
+        if not isinstance(value, list):
+            raise GraphBadResponse(
+                f"Microsoft Graph answered the members of group {sub.group_id} without a list "
+                "of objects ('value').",
+                request_id=request_id,
+            )
+        found = members[sub.group_id]
+        for item in value:
+            ref = member_ref(item, request_id=request_id)
+            found.setdefault(ref.id, ref)
+        next_link = page.get("@odata.nextLink")
+        if next_link is None:
+            return []
+        if not isinstance(next_link, str) or next_link in sub.seen_links:
+            raise GraphBadResponse(
+                f"Microsoft Graph sent the same next-page link twice for the members of group "
+                f"{sub.group_id}; the listing would never end.",
+                request_id=request_id,
+            )
+        # The next page goes in a later batch, where a request's url is relative to /v1.0.
+        self._check_graph_url(next_link)
+        prefix = f"{self.settings.graph_url}/v1.0/"
+        if not next_link.startswith(prefix):
+            raise GraphBadResponse(
+                f"Microsoft Graph sent a next-page link outside v1.0 ({next_link}).",
+                request_id=request_id,
+            )
+        return [
+            _SubRequest(
+                sub.group_id,
+                "/" + next_link.removeprefix(prefix),
+                due=clock,
+                seen_links=sub.seen_links | {next_link},
+            )
+        ]
+
+
+@dataclass
+class _SubRequest:
+    """One GET inside a `$batch`: a page of one group's members, and its retry state."""
+
+    group_id: str
+    url: str  # relative to /v1.0, as the batch's requests are
+    attempt: int = 0
+    may_refresh_token: bool = True
+    due: float = 0.0  # when (seconds into group_members) it may be sent
+    seen_links: frozenset[str] = field(default_factory=frozenset)
+
+
+def _batch_answers(
+    answer: dict[str, Any], sent: dict[str, _SubRequest], request_id: str | None
+) -> dict[str, tuple[int, dict[str, str], Any]]:
+    """The batch's answers by request id: (status, headers in lower case, body).
+
+    "Individual responses might appear in a different order than the requests": matched by
+    id (not case-sensitive). Every request must have exactly one answer.
+    """
+    responses = answer.get("responses")
+    if not isinstance(responses, list):
+        raise GraphBadResponse(
+            "Microsoft Graph answered a batch without its list of responses.",
+            request_id=request_id,
+        )
+    by_id: dict[str, tuple[int, dict[str, str], Any]] = {}
+    for item in responses:
+        number = str(item.get("id", "")).lower() if isinstance(item, dict) else ""
+        status = item.get("status") if isinstance(item, dict) else None
+        if number not in sent or number in by_id or not isinstance(status, int):
+            raise GraphBadResponse(
+                "Microsoft Graph answered a batch with a response that matches none of its "
+                f"requests, or twice, or without a status (id {number or '?'}).",
+                request_id=request_id,
+            )
+        headers = item.get("headers")
+        lowered = (
+            {str(k).lower(): str(v) for k, v in headers.items()}
+            if isinstance(headers, dict)
+            else {}
+        )
+        by_id[number] = (status, lowered, item.get("body"))
+    missing = [sent[number].group_id for number in sent if number not in by_id]
+    if missing:
+        raise GraphBadResponse(
+            "Microsoft Graph answered a batch without a response for the members of "
+            f"group(s) {', '.join(missing)}.",
+            request_id=request_id,
+        )
+    return by_id
+
+
+def _body_error(body: Any, status: int) -> tuple[str, str]:
+    """Graph's `{"error": {"code", "message"}}` in a batch answer's body, or the status."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return str(status), ""
+    return str(error.get("code") or status), str(error.get("message") or "")
+
+
+def _body_request_id(body: Any) -> str | None:
+    error = body.get("error") if isinstance(body, dict) else None
+    inner = error.get("innerError") if isinstance(error, dict) else None
+    request_id = inner.get("request-id") if isinstance(inner, dict) else None
+    return request_id if isinstance(request_id, str) else None
 
 
 # --- JSON -> dataclasses -----------------------------------------------------------------------

@@ -138,3 +138,18 @@ class GraphSignInRefused(GraphSignInFailed):
     default_remediation = (
         "Nothing was changed. Sign in again with an account of the tenant you are connecting."
     )
+
+
+class GraphDeltaExpired(GraphError):
+    """Graph no longer knows a stored delta link: the changes since then cannot be read.
+
+    Microsoft's delta query pages: 410 Gone ("the application must restart with a full
+    synchronization"), or the error codes `syncStateNotFound` ("the delta token is expired and
+    data must be synchronized again") and `resyncRequired`, whatever status they come with.
+    """
+
+    error_class = ErrorClass.TRANSIENT
+    default_remediation = (
+        "Nothing was changed. The next sync reads the whole directory again instead of only "
+        "the changes; no action is needed unless it keeps happening."
+    )

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Generic, Literal, TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,3 +67,53 @@ class RequestStats:
     requests: int = 0
     retries: int = 0
     last_request_id: str | None = None
+    subrequests: int = 0  # requests sent inside `$batch` POSTs (each POST is one of `requests`)
+
+
+MemberKind = Literal["user", "group", "other"]
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRef:
+    """A direct member of a group: its id and, from its `@odata.type`, what it is."""
+
+    id: str
+    kind: MemberKind  # "other": a device, contact, service principal, ...
+
+
+@dataclass(frozen=True, slots=True)
+class UserChange:
+    """One user in a delta round, its pages merged.
+
+    `fields` holds only the properties Graph sent, under GraphUser's field names and normalised
+    as a full read would; a property Graph left out is unknown here, not empty (Graph omits a
+    property that was never set). Empty when `removed`.
+    """
+
+    id: str
+    removed: bool  # the item carried `@removed` ("changed": deleted, restorable; "deleted")
+    fields: Mapping[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class GroupChange:
+    """One group in a delta round, its pages merged (a large group spans several pages).
+
+    `fields` as UserChange's, under GraphGroup's field names. Members come from
+    `members@delta`: added without `@removed`, removed with it; a member mentioned twice ends
+    in the list of its last mention.
+    """
+
+    id: str
+    removed: bool
+    fields: Mapping[str, object]
+    members_added: tuple[MemberRef, ...]
+    members_removed: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DeltaRound(Generic[T]):
+    """A whole delta round: every change, one per object id, and the link for the next round."""
+
+    changes: tuple[T, ...]
+    delta_link: str  # the round's final @odata.deltaLink, sent verbatim next time

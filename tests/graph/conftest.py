@@ -18,6 +18,7 @@ from .support import (
     LOGIN_URL,
     TENANT_ID,
     TIMEOUT,
+    FakeBatch,
     FakeGraph,
     FakeLogin,
 )
@@ -43,10 +44,12 @@ def mocked(sent_graph_urls: list[str]) -> Iterator[responses.RequestsMock]:
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         yield rsps
         graph_host = urlsplit(GRAPH_URL).netloc
+        # GETs only: the check reads them as "GET url" lines, and the subset has no $batch
+        # (test_batch.py checks the requests inside a batch itself).
         sent_graph_urls.extend(
             str(call.request.url)
             for call in rsps.calls
-            if urlsplit(call.request.url).netloc == graph_host
+            if urlsplit(call.request.url).netloc == graph_host and call.request.method == "GET"
         )
 
 
@@ -58,6 +61,11 @@ def login(mocked: responses.RequestsMock) -> FakeLogin:
 @pytest.fixture
 def graph(mocked: responses.RequestsMock) -> FakeGraph:
     return FakeGraph(mocked)
+
+
+@pytest.fixture
+def batch(mocked: responses.RequestsMock) -> FakeBatch:
+    return FakeBatch(mocked).start()
 
 
 @pytest.fixture

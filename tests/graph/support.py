@@ -7,7 +7,8 @@ The JSON bodies live in tests/fixtures/graph/ and look like the examples on Micr
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -49,6 +50,18 @@ MEMBERS_URL = (
 )
 GROUP_URL = f"{V1}/groups/{GROUP_ID}?$select={GROUP_SELECT}"
 USER_URL = f"{V1}/users/admin@contoso.com?$select={USER_SELECT}"
+USERS_URL = f"{V1}/users?$select={USER_SELECT}&$top=999"
+# Delta rounds: the first request of a round; later ones follow Graph's links verbatim.
+USERS_DELTA_URL = f"{V1}/users/delta?$select={USER_SELECT}"
+GROUPS_DELTA_URL = f"{V1}/groups/delta?$select={GROUP_SELECT},members"
+USERS_LATEST_URL = f"{USERS_DELTA_URL}&$deltatoken=latest"
+GROUPS_LATEST_URL = f"{GROUPS_DELTA_URL}&$deltatoken=latest"
+BATCH_URL = f"{V1}/$batch"
+
+
+def members_path(group_id: str) -> str:
+    """A group's direct members, as a `$batch` request's url (relative to /v1.0)."""
+    return f"/groups/{group_id}/members?$select=id&$top=999"
 
 
 def load_fixture(name: str, *, login_url: str = LOGIN_URL) -> Any:
@@ -164,3 +177,95 @@ class FakeGraph:
         """The prepared requests sent to the Graph host, in order."""
         host = urlsplit(GRAPH_URL).netloc
         return [c.request for c in self.rsps.calls if urlsplit(c.request.url).netloc == host]
+
+
+@dataclass
+class SubAnswer:
+    """One answer inside a batch response: status, headers and body."""
+
+    status: int
+    body: Any
+    headers: dict[str, str]
+
+
+def _reversed(items: list[Any]) -> list[Any]:
+    return items[::-1]
+
+
+@dataclass
+class FakeBatch:
+    """Graph's `$batch` endpoint: answers each request by its url from a queue (the last repeats).
+
+    The envelope follows "Combine multiple HTTP requests using JSON batching" (batch-response.json):
+    every request gets an answer with its id, status, headers and body, in an order of the
+    fake's choosing (reversed by default: "Individual responses might appear in a different
+    order than the requests").
+    """
+
+    rsps: responses.RequestsMock
+    answers: dict[str, list[SubAnswer]] = field(default_factory=dict)
+    outer: list[tuple[int, dict[str, str], Any]] = field(default_factory=list)
+    posted: list[list[dict[str, Any]]] = field(default_factory=list)
+    order: Callable[[list[Any]], list[Any]] = _reversed
+
+    def start(self) -> FakeBatch:
+        self.rsps.add_callback(responses.POST, BATCH_URL, callback=self._answer)
+        return self
+
+    def reply(
+        self,
+        path: str,
+        fixture: str | None = None,
+        *,
+        status: int = 200,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Queue one answer for the request with this url."""
+        if fixture is not None:
+            body = load_fixture(fixture)
+        envelope = OK_HEADERS if status == 200 else ERROR_HEADERS
+        answer = SubAnswer(status, body, {**envelope, **(headers or {})})
+        self.answers.setdefault(path, []).append(answer)
+
+    def error(
+        self, path: str, fixture: str, *, status: int, headers: dict[str, str] | None = None
+    ) -> str:
+        """Queue a Graph error from a fixture; its innerError request-id, for the asserts."""
+        body = load_fixture(fixture)
+        self.reply(path, status=status, body=body, headers=headers)
+        return str(body["error"]["innerError"]["request-id"])
+
+    def fail_batch(
+        self, status: int, fixture: str, *, headers: dict[str, str] | None = None
+    ) -> None:
+        """Answer the next POST itself with an error (before reading any request in it)."""
+        self.outer.append((status, headers or {}, load_fixture(fixture)))
+
+    @property
+    def urls(self) -> list[list[str]]:
+        """The urls of the requests in each POST, in the order they were put in it."""
+        return [[request["url"] for request in batch] for batch in self.posted]
+
+    def _answer(self, request: Any) -> tuple[int, dict[str, str], str]:
+        batch = json.loads(request.body)["requests"]
+        self.posted.append(batch)
+        if self.outer:
+            status, headers, body = self.outer.pop(0)
+            return status, headers, json.dumps(body)
+        out = []
+        for sub in batch:
+            queue = self.answers[sub["url"]]  # a url the test did not expect: fail loudly
+            answer = queue.pop(0) if len(queue) > 1 else queue[0]
+            out.append(
+                {"id": sub["id"], "status": answer.status, "headers": answer.headers}
+                | ({"body": answer.body} if answer.body is not None else {})
+            )
+        headers = {"request-id": f"batch-{len(self.posted)}"}
+        return 200, headers, json.dumps({"responses": self.order(out)})
+
+
+# The envelope headers of the JSON batching page's example answers: a success and a refusal.
+_BATCH_EXAMPLE = load_fixture("batch-response.json")["responses"]
+OK_HEADERS: dict[str, str] = _BATCH_EXAMPLE[0]["headers"]
+ERROR_HEADERS: dict[str, str] = _BATCH_EXAMPLE[1]["headers"]

@@ -905,8 +905,19 @@ def run_checker(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_every_fixture_is_accounted_for() -> None:
+    from .test_batch import BATCH_BODIES, BATCH_EXAMPLES
+    from .test_delta import DELTA_BODIES, DELTA_ERRORS
+
     on_disk = {p.name for p in FIXTURES.glob("*.json")}
-    assert on_disk == set(GRAPH_BODIES) | set(GRAPH_ERRORS) | set(LOGIN_BODIES)
+    assert on_disk == (
+        set(GRAPH_BODIES)
+        | set(GRAPH_ERRORS)
+        | set(LOGIN_BODIES)
+        | set(DELTA_BODIES)
+        | set(DELTA_ERRORS)
+        | set(BATCH_BODIES)
+        | set(BATCH_EXAMPLES)
+    )
 
 
 @pytest.mark.parametrize("name", GRAPH_ERRORS)
