@@ -4,6 +4,11 @@ The core maps (method, url, headers, body) to (status, headers, body); `response
 plugs it into `requests` for tests, and `server.EmulatorServer` serves the same
 `Emulator.handle` over HTTPS on a loopback port (certificates from `tls`), with a control API
 under `/_emulator/` (`control`, and `control_client.EmulatorControl` to call it).
+
+Graph v1.0 as served: the directory reads (`graph_api`), delta queries on users and groups
+from each tenant's change log (`delta`), JSON batching (`batch`) and resource-unit throttling
+(`throttling`), each following the Microsoft Learn page its docstring names. `scenarios.churn`
+applies a seeded "1 % of the directory" day of changes for benchmarks.
 """
 
 from __future__ import annotations
@@ -11,9 +16,11 @@ from __future__ import annotations
 from .control import ControlApi, ControlError
 from .control_client import EmulatorControl, EmulatorControlError
 from .core import Emulator
-from .graph_api import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, EmulatedGraphError, GraphApi
+from .graph_api import GraphApi
 from .login_api import LoginApi, LoginError
 from .messages import EmuRequest, EmuResponse
+from .odata import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, EmulatedGraphError
+from .scenarios import ChurnSummary, churn
 from .server import EmulatorServer
 from .signing import SigningKey
 from .tenant import (
@@ -27,6 +34,7 @@ from .tenant import (
     ODATA_ORG_CONTACT,
     ODATA_SERVICE_PRINCIPAL,
     ODATA_USER,
+    Change,
     EmuApp,
     EmuAssignment,
     EmuGroup,
@@ -52,6 +60,8 @@ __all__ = [
     "ODATA_SERVICE_PRINCIPAL",
     "ODATA_USER",
     "CertPaths",
+    "Change",
+    "ChurnSummary",
     "ControlApi",
     "ControlError",
     "EmuApp",
@@ -73,6 +83,7 @@ __all__ = [
     "SigningKey",
     "TokenInfo",
     "TokenStore",
+    "churn",
     "ensure_certificates",
     "generate_tenant",
 ]

@@ -7,6 +7,9 @@ what a control request does is exactly what a test doing the same in Python woul
 
 Objects (users, groups, assignments) use Graph's camelCase names (`displayName`,
 `accountEnabled`); snake_case is accepted too. Whole tenants are `EmuTenant.to_dict()`.
+Every change goes through the tenant's change-logged methods, so delta queries see it.
+`DELETE .../users/{id}` and `.../groups/{id}` delete permanently unless `?soft=true` (a user,
+or a Microsoft 365 group, then waits in `.../deletedItems` to be restored or purged).
 Writes must say `Content-Type: application/json`: a web page cannot send that across origins
 without a CORS preflight (which this API never grants), so a page open in the browser that
 also shows the sign-in pages cannot quietly rewrite the tenant.
@@ -90,8 +93,6 @@ GROUP_FIELDS: dict[str, tuple[str, _Check]] = {
     "visibility": ("visibility", _optional_text),
     "createdDateTime": ("created_date_time", _optional_text),
 }
-# Attributes `EmuTenant.rename_user` changes (it keeps assignments' display names in step).
-RENAMED_USER_ATTRIBUTES = ("display_name", "user_principal_name", "mail", "given_name", "surname")
 GENERATE_OPTIONS = frozenset(inspect.signature(generate_tenant).parameters)
 
 
@@ -155,11 +156,19 @@ class ControlApi:
                 {"GET": self._assignments, "POST": self._assignment_add},
             ),
             (("tenants", "*", "assignments", "*"), {"DELETE": self._assignment_remove}),
+            (("tenants", "*", "deletedItems"), {"GET": self._deleted_items}),
+            (("tenants", "*", "deletedItems", "*"), {"DELETE": self._deleted_purge}),
+            (("tenants", "*", "deletedItems", "*", "restore"), {"POST": self._deleted_restore}),
+            (("tenants", "*", "changes"), {"GET": self._changes}),
+            (("tenants", "*", "delta", "expire"), {"POST": self._delta_expire}),
+            (("tenants", "*", "delta", "reset"), {"POST": self._delta_reset}),
+            (("tenants", "*", "churn"), {"POST": self._churn}),
             (
                 ("faults",),
                 {"GET": self._faults, "POST": self._fault_add, "DELETE": self._faults_clear},
             ),
             (("settings",), {"GET": self._settings, "PUT": self._settings_update}),
+            (("stats",), {"GET": self._stats, "DELETE": self._stats_clear}),
             (("tokens", "expire"), {"POST": self._tokens_expire}),
             (("apps",), {"GET": self._apps, "POST": self._app_add}),
             (("apps", "*"), {"DELETE": self._app_delete}),
@@ -337,7 +346,7 @@ class ControlApi:
         values.setdefault("mail", None)
         values.setdefault("given_name", None)
         values.setdefault("surname", None)
-        if tenant.kind_of(values["id"]) is not None:
+        if tenant.kind_of(values["id"]) is not None or tenant.is_deleted(values["id"]):
             raise ControlError(409, "object_exists", f"Object {values['id']} exists.")
         self._check_upn_free(tenant, upn)
         user = tenant.add_user(EmuUser(**values))
@@ -355,17 +364,16 @@ class ControlApi:
         upn = values.get("user_principal_name")
         if upn is not None and upn.lower() != user.user_principal_name.lower():
             self._check_upn_free(tenant, upn)
-        renamed = {k: values.pop(k) for k in RENAMED_USER_ATTRIBUTES if k in values}
-        if renamed:
-            tenant.rename_user(user.id, **renamed)
-        for attribute, value in values.items():
-            setattr(user, attribute, value)
-        tenant.touch()
+        tenant.update_user(user.id, **values)
         return 200, _out(user, USER_FIELDS)
 
     def _user_delete(self, call: _Call) -> tuple[int, Any]:
+        """Permanently, or with `?soft=true` into deleted items (restorable)."""
         tenant = self._tenant(call.args[0])
         user = self._user(tenant, call.args[1])
+        if _soft(call):
+            tenant.soft_delete_user(user.id)
+            return 200, {"deleted": user.id, "restorable": True}
         tenant.remove_user(user.id)
         return 200, {"deleted": user.id}
 
@@ -412,7 +420,7 @@ class ControlApi:
         if "display_name" not in values:
             raise ControlError(400, "invalid_field", "'displayName' is required.")
         values.setdefault("id", str(uuid.uuid4()))
-        if tenant.kind_of(values["id"]) is not None:
+        if tenant.kind_of(values["id"]) is not None or tenant.is_deleted(values["id"]):
             raise ControlError(409, "object_exists", f"Object {values['id']} exists.")
         group = EmuGroup(**values)
         for member_id in members:
@@ -430,18 +438,24 @@ class ControlApi:
         values = _fields(call.body, GROUP_FIELDS)
         if values.pop("id", group.id) != group.id:
             raise ControlError(400, "invalid_field", "An object id never changes.")
-        for attribute, value in values.items():
-            setattr(group, attribute, value)
-        if "display_name" in values:
-            for assignment in tenant.assignments:
-                if assignment.principal_id == group.id:
-                    assignment.principal_display_name = group.display_name
-        tenant.touch()
+        tenant.update_group(group.id, **values)
         return 200, self._group_out(group)
 
     def _group_delete(self, call: _Call) -> tuple[int, Any]:
+        """Permanently, or with `?soft=true` a Microsoft 365 group into deleted items
+        (security groups cannot be: "Deleted security groups are deleted permanently")."""
         tenant = self._tenant(call.args[0])
         group = self._group(tenant, call.args[1])
+        if _soft(call):
+            if not group.is_unified:
+                raise ControlError(
+                    400,
+                    "not_restorable",
+                    "Deleted security groups are deleted permanently: only Microsoft 365 "
+                    "groups can be soft deleted.",
+                )
+            tenant.soft_delete_group(group.id)
+            return 200, {"deleted": group.id, "restorable": True}
         tenant.remove_group(group.id)
         return 200, {"deleted": group.id}
 
@@ -523,6 +537,86 @@ class ControlApi:
                 404, "assignment_not_found", f"{call.args[1]} is not assigned to the app."
             )
         return 200, {"deleted": call.args[1], "assignments_removed": removed}
+
+    # --- deleted items, the change log, delta tokens, churn ------------------------------------
+
+    def _deleted_items(self, call: _Call) -> tuple[int, Any]:
+        tenant = self._tenant(call.args[0])
+        return 200, {
+            "users": [_out(u, USER_FIELDS) for u in tenant.deleted_users.values()],
+            "groups": [self._group_out(g) for g in tenant.deleted_groups.values()],
+        }
+
+    def _deleted_restore(self, call: _Call) -> tuple[int, Any]:
+        tenant = self._tenant(call.args[0])
+        object_id = call.args[1]
+        if object_id in tenant.deleted_users:
+            return 200, _out(tenant.restore_user(object_id), USER_FIELDS)
+        if object_id in tenant.deleted_groups:
+            return 200, self._group_out(tenant.restore_group(object_id))
+        raise ControlError(404, "object_not_found", f"{object_id} is not in deleted items.")
+
+    def _deleted_purge(self, call: _Call) -> tuple[int, Any]:
+        """Permanently delete an object from deleted items."""
+        tenant = self._tenant(call.args[0])
+        object_id = call.args[1]
+        if object_id in tenant.deleted_users:
+            tenant.remove_user(object_id)
+        elif object_id in tenant.deleted_groups:
+            tenant.remove_group(object_id)
+        else:
+            raise ControlError(404, "object_not_found", f"{object_id} is not in deleted items.")
+        return 200, {"deleted": object_id}
+
+    def _changes(self, call: _Call) -> tuple[int, Any]:
+        """The tenant's change log from `?since=N` (default 0): what delta queries replay."""
+        tenant = self._tenant(call.args[0])
+        raw = dict(call.request.query).get("since", "0")
+        if not raw.isdigit():
+            raise ControlError(400, "invalid_field", "'since' must be a whole number.")
+        since = int(raw)
+        changes = [
+            {"seq": since + i + 1, **{k: v for k, v in c._asdict().items() if v}}
+            | {"props": sorted(c.props)}
+            for i, c in enumerate(tenant.changes[since:])
+        ]
+        for change in changes:
+            if not change["props"]:
+                del change["props"]
+        return 200, {"seq": tenant.change_seq, "changes": changes}
+
+    def _delta_expire(self, call: _Call) -> tuple[int, Any]:
+        """Every delta token issued so far for the tenant expires: `syncStateNotFound`, with
+        `status` 400 (default) or 410."""
+        tenant = self._tenant(call.args[0])
+        status = call.body.get("status", 400)
+        if status not in (400, 410):
+            raise ControlError(400, "invalid_field", "'status' must be 400 or 410.")
+        self.emulator.graph.delta.expire(tenant.tenant_id, status=status)
+        return 200, {"tenant_id": tenant.tenant_id, "expired": True, "status": status}
+
+    def _delta_reset(self, call: _Call) -> tuple[int, Any]:
+        """Every delta token issued so far for the tenant gets 410 Gone with a Location header
+        (Graph's "synchronization reset")."""
+        tenant = self._tenant(call.args[0])
+        self.emulator.graph.delta.reset(tenant.tenant_id)
+        return 200, {"tenant_id": tenant.tenant_id, "reset": True}
+
+    def _churn(self, call: _Call) -> tuple[int, Any]:
+        """`{"share": 0.01, "seed": 1}`: `scenarios.churn`, the benchmark's "1 % changes"."""
+        from .scenarios import churn  # scenarios imports core, which imports this module
+
+        tenant = self._tenant(call.args[0])
+        share, seed = call.body.get("share", 0.01), call.body.get("seed", 1)
+        unknown = set(call.body) - {"share", "seed"}
+        if unknown:
+            raise ControlError(
+                400, "invalid_field", f"Unknown field(s): {', '.join(sorted(unknown))}."
+            )
+        if not _number(share, 1e-9, 1) or not _whole(seed, -(2**63), 2**63):
+            raise ControlError(400, "invalid_field", "'share' must be in (0, 1], 'seed' whole.")
+        summary = churn(tenant, share=float(share), seed=seed)
+        return 200, {"summary": summary.as_dict(), "total": summary.total, "text": str(summary)}
 
     # --- faults, settings, tokens, apps, request log ------------------------------------------
 
@@ -617,6 +711,7 @@ class ControlApi:
 
     def _settings(self, call: _Call) -> tuple[int, Any]:
         graph = self.emulator.graph
+        delta = graph.delta.settings
         return 200, {
             "latency_ms": round(graph.latency * 1000, 3),
             "throttle_limit": graph.throttle_limit,
@@ -624,9 +719,19 @@ class ControlApi:
             "token_lifetime": self.emulator.login.token_lifetime,
             "skiptoken_lifetime": graph.skiptoken_lifetime,
             "advanced_query_strict": graph.advanced_query_strict,
+            "ru_throttling": graph.ru.enabled,
+            "ru_limit": graph.ru.pair_limit,
+            "ru_window": graph.ru.pair_window,
+            "delta_user_page_size": delta.user_page_size,
+            "delta_group_page_size": delta.group_page_size,
+            "delta_member_page_size": delta.member_page_size,
+            "delta_token_lifetime": delta.token_lifetime,
+            "batch_seed": graph.batch_seed,
         }
 
     def _settings_update(self, call: _Call) -> tuple[int, Any]:
+        """Any of the fields `GET /settings` shows. `ru_limit` null: the documented limit for
+        the tenant's size (S 3,500 / M 5,000 / L 8,000 per `ru_window` seconds)."""
         data = call.body
         unknown = set(data) - {
             "latency_ms",
@@ -635,6 +740,14 @@ class ControlApi:
             "token_lifetime",
             "skiptoken_lifetime",
             "advanced_query_strict",
+            "ru_throttling",
+            "ru_limit",
+            "ru_window",
+            "delta_user_page_size",
+            "delta_group_page_size",
+            "delta_member_page_size",
+            "delta_token_lifetime",
+            "batch_seed",
         }
         if unknown:
             raise ControlError(
@@ -647,6 +760,14 @@ class ControlApi:
             "token_lifetime": (lambda v: _whole(v, 1, 86_400), "whole seconds 1..86400"),
             "skiptoken_lifetime": (lambda v: v is None or _number(v, 0, 10**9), "null or seconds"),
             "advanced_query_strict": (lambda v: isinstance(v, bool), "true or false"),
+            "ru_throttling": (lambda v: isinstance(v, bool), "true or false"),
+            "ru_limit": (lambda v: v is None or _whole(v, 1, 10**9), "null or >= 1"),
+            "ru_window": (lambda v: _number(v, 0.001, 86_400), "seconds > 0"),
+            "delta_user_page_size": (lambda v: _whole(v, 1, 100_000), "1..100000"),
+            "delta_group_page_size": (lambda v: _whole(v, 1, 100_000), "1..100000"),
+            "delta_member_page_size": (lambda v: _whole(v, 1, 1_000_000), "1..1000000"),
+            "delta_token_lifetime": (lambda v: _number(v, 0, 10**9), "seconds"),
+            "batch_seed": (lambda v: _whole(v, -(2**63), 2**63), "a whole number"),
         }
         for name, value in data.items():
             check, expected = checks[name]
@@ -666,7 +787,48 @@ class ControlApi:
             graph.skiptoken_lifetime = None if value is None else float(value)
         if "advanced_query_strict" in data:
             graph.advanced_query_strict = data["advanced_query_strict"]
+        if "ru_throttling" in data:
+            graph.ru.enabled = data["ru_throttling"]
+        if "ru_limit" in data:
+            graph.ru.pair_limit = data["ru_limit"]
+        if "ru_window" in data:
+            graph.ru.pair_window = float(data["ru_window"])
+        delta = graph.delta.settings
+        if "delta_user_page_size" in data:
+            delta.user_page_size = data["delta_user_page_size"]
+        if "delta_group_page_size" in data:
+            delta.group_page_size = data["delta_group_page_size"]
+        if "delta_member_page_size" in data:
+            delta.member_page_size = data["delta_member_page_size"]
+        if "delta_token_lifetime" in data:
+            delta.token_lifetime = float(data["delta_token_lifetime"])
+        if "batch_seed" in data:
+            graph.batch_seed = data["batch_seed"]
         return self._settings(call)
+
+    def _stats(self, call: _Call) -> tuple[int, Any]:
+        """Totals for reports: Graph requests, batch parts, 429s, resource units spent."""
+        graph = self.emulator.graph
+        counters = dict(graph.counters)
+        return 200, {
+            "requests": counters.get("requests", 0),
+            "batches": counters.get("batch.requests", 0),
+            "subrequests": counters.get("subrequests", 0),
+            "throttled": counters.get("throttled", 0),
+            "status_429": counters.get("status.429", 0) + counters.get("batch.status.429", 0),
+            "ru_spent": counters.get("ru.spent", 0),
+            "ru_throttled": counters.get("ru.throttled", 0),
+            "ru_by_app_tenant": dict(graph.ru.spent),
+            "counters": counters,
+        }
+
+    def _stats_clear(self, call: _Call) -> tuple[int, Any]:
+        """Zero the counters (the throttling budgets themselves keep their state)."""
+        graph = self.emulator.graph
+        graph.counters.clear()
+        graph.ru.spent.clear()
+        graph.ru.throttled_cost.clear()
+        return self._stats(call)
 
     def _tokens_expire(self, call: _Call) -> tuple[int, Any]:
         """Every token issued so far expires (Graph: 401); `revoke: true` forgets them instead."""
@@ -727,6 +889,13 @@ class ControlApi:
 
 
 # --- helpers ----------------------------------------------------------------------------------
+
+
+def _soft(call: _Call) -> bool:
+    value = dict(call.request.query).get("soft", "false").lower()
+    if value not in ("true", "false"):
+        raise ControlError(400, "invalid_field", "'soft' is true or false.")
+    return value == "true"
 
 
 def _whole(value: Any, low: int, high: int) -> bool:

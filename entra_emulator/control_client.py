@@ -116,8 +116,10 @@ class EmulatorControl:
     def update_user(self, tenant_id: str, user_id: str, **fields: Any) -> dict[str, Any]:
         return self._call("PATCH", f"tenants/{_q(tenant_id)}/users/{_q(user_id)}", fields)
 
-    def delete_user(self, tenant_id: str, user_id: str) -> dict[str, Any]:
-        return self._call("DELETE", f"tenants/{_q(tenant_id)}/users/{_q(user_id)}")
+    def delete_user(self, tenant_id: str, user_id: str, *, soft: bool = False) -> dict[str, Any]:
+        """Permanently, or (`soft`) into deleted items, restorable."""
+        query = "?soft=true" if soft else ""
+        return self._call("DELETE", f"tenants/{_q(tenant_id)}/users/{_q(user_id)}{query}")
 
     # --- groups and members -------------------------------------------------------------------
 
@@ -134,8 +136,10 @@ class EmulatorControl:
     def update_group(self, tenant_id: str, group_id: str, **fields: Any) -> dict[str, Any]:
         return self._call("PATCH", f"tenants/{_q(tenant_id)}/groups/{_q(group_id)}", fields)
 
-    def delete_group(self, tenant_id: str, group_id: str) -> dict[str, Any]:
-        return self._call("DELETE", f"tenants/{_q(tenant_id)}/groups/{_q(group_id)}")
+    def delete_group(self, tenant_id: str, group_id: str, *, soft: bool = False) -> dict[str, Any]:
+        """Permanently, or (`soft`, Microsoft 365 groups only) into deleted items."""
+        query = "?soft=true" if soft else ""
+        return self._call("DELETE", f"tenants/{_q(tenant_id)}/groups/{_q(group_id)}{query}")
 
     def add_members(self, tenant_id: str, group_id: str, *member_ids: str) -> dict[str, Any]:
         return self._call(
@@ -162,6 +166,36 @@ class EmulatorControl:
 
     def unassign(self, tenant_id: str, principal_id: str) -> dict[str, Any]:
         return self._call("DELETE", f"tenants/{_q(tenant_id)}/assignments/{_q(principal_id)}")
+
+    # --- deleted items, change log, delta tokens, churn ----------------------------------------
+
+    def deleted_items(self, tenant_id: str) -> dict[str, Any]:
+        """{"users": [...], "groups": [...]}: soft-deleted, restorable objects."""
+        return self._call("GET", f"tenants/{_q(tenant_id)}/deletedItems")
+
+    def restore(self, tenant_id: str, object_id: str) -> dict[str, Any]:
+        return self._call("POST", f"tenants/{_q(tenant_id)}/deletedItems/{_q(object_id)}/restore")
+
+    def purge(self, tenant_id: str, object_id: str) -> dict[str, Any]:
+        """Permanently delete an object that is in deleted items."""
+        return self._call("DELETE", f"tenants/{_q(tenant_id)}/deletedItems/{_q(object_id)}")
+
+    def changes(self, tenant_id: str, since: int = 0) -> dict[str, Any]:
+        """{"seq": N, "changes": [...]}: the change log delta queries answer from."""
+        return self._call("GET", f"tenants/{_q(tenant_id)}/changes?since={since}")
+
+    def expire_delta_tokens(self, tenant_id: str, *, status: int = 400) -> dict[str, Any]:
+        """Delta tokens issued so far answer `syncStateNotFound` (status 400 or 410)."""
+        return self._call("POST", f"tenants/{_q(tenant_id)}/delta/expire", {"status": status})
+
+    def reset_delta_tokens(self, tenant_id: str) -> dict[str, Any]:
+        """Delta tokens issued so far answer 410 Gone with a Location header."""
+        return self._call("POST", f"tenants/{_q(tenant_id)}/delta/reset")
+
+    def churn(self, tenant_id: str, *, share: float = 0.01, seed: int = 1) -> dict[str, Any]:
+        """Apply `scenarios.churn` to the tenant; returns its summary."""
+        body = {"share": share, "seed": seed}
+        return self._call("POST", f"tenants/{_q(tenant_id)}/churn", body)
 
     # --- faults, settings, tokens, apps, request log ------------------------------------------
 
@@ -200,8 +234,17 @@ class EmulatorControl:
         return self._call("GET", "settings")
 
     def update_settings(self, **values: Any) -> dict[str, Any]:
-        """latency_ms, throttle_limit, throttle_window, token_lifetime, skiptoken_lifetime."""
+        """latency_ms, throttle_limit, throttle_window, token_lifetime, skiptoken_lifetime,
+        advanced_query_strict, ru_throttling, ru_limit, ru_window, delta_user_page_size,
+        delta_group_page_size, delta_member_page_size, delta_token_lifetime, batch_seed."""
         return self._call("PUT", "settings", values)
+
+    def stats(self) -> dict[str, Any]:
+        """requests, batches, subrequests, throttled, status_429, ru_spent, ru_throttled..."""
+        return self._call("GET", "stats")
+
+    def clear_stats(self) -> dict[str, Any]:
+        return self._call("DELETE", "stats")
 
     def expire_tokens(self, *, revoke: bool = False) -> dict[str, Any]:
         return self._call("POST", "tokens/expire", {"revoke": revoke})

@@ -6,10 +6,16 @@ What it follows (Microsoft's docs, and Graph's observed behaviour where the docs
   with an opaque, signed `$skiptoken`; `$filter` only as `property eq 'value'`.
 - Graph's JSON names, default property sets, `@odata.context`, `@odata.type` on members,
   error bodies `{"error": {"code", "message", "innerError": {...}}}`, `request-id` headers.
-- 429 `TooManyRequests` with `Retry-After` when a tenant exceeds its request budget.
+- 429 `TooManyRequests` with `Retry-After` when a tenant exceeds its request budget
+  (`throttle_limit`), or when an app+tenant pair exceeds its resource-unit budget (`ru`,
+  module `throttling`, off unless `ru.enabled`; the units spent are counted either way).
+- `/users/delta` and `/groups/delta` (module `delta`) and `POST /$batch` (module `batch`).
 
 Tests steer it with `fail_next`, `malformed_next`, `page_without_value_next`, `delay_next`,
-`disconnect_next`, `latency`, `throttle_limit`, and read `requests_seen` and `counters`.
+`disconnect_next`, `latency`, `throttle_limit`, `ru`, `delta`, `batch_seed`, and read
+`requests_seen` (batch parts included) and `counters`: `requests` (HTTP requests),
+`subrequests` (batch parts), `status.N` (HTTP responses), `batch.status.N` (parts),
+`throttled` (every 429 for a spent budget, parts included), `ru.spent` and `ru.throttled`.
 """
 
 from __future__ import annotations
@@ -21,18 +27,35 @@ import hashlib
 import hmac
 import json
 import math
+import random
 import re
 import secrets
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, unquote_plus
+from urllib.parse import unquote
 
 from . import schema
+from .batch import parse_batch, run_batch
+from .delta import DeltaQueries, is_delta_segment
 from .messages import EmuRequest, EmuResponse, dump_json
+from .odata import (
+    GROUP_GETTERS,
+    GUID_RE,
+    OTHER_GETTERS,
+    USER_GETTERS,
+    EmulatedGraphError,
+    not_found,
+)
+from .odata import QueryOptions as _Options
+from .odata import const_getter as _const
+from .odata import context as _context
+from .odata import part_name as _part_name
+from .odata import renderer as _renderer
+from .odata import segment_error as _segment_error
 from .tenant import (
     ODATA_DEVICE,
     ODATA_GROUP,
@@ -41,15 +64,12 @@ from .tenant import (
     ODATA_USER,
     EmuAssignment,
     EmuGroup,
-    EmuOther,
     EmuTenant,
     EmuUser,
 )
+from .throttling import ResourceUnitBudget, request_cost
 from .tokens import TokenInfo, TokenStore
 
-DEFAULT_PAGE_SIZE = 100
-MAX_PAGE_SIZE = 999
-GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 ALTERNATE_KEY_RE = re.compile(r"^servicePrincipals\(appId=(['\"]?)(.*)\1\)$", re.IGNORECASE)
 FILTER_RE = re.compile(r"^\s*(\w+)\s+eq\s+('(?:[^']|'')*'|true|false|null)\s*$", re.IGNORECASE)
 
@@ -105,29 +125,6 @@ ENTITY_SETS = {
     "servicePrincipal": "servicePrincipals",
     "orgContact": "contacts",
 }
-UNSUPPORTED_OPTIONS = ("$orderby", "$expand", "$search", "$count", "$format", "$apply", "$compute")
-
-
-class EmulatedGraphError(Exception):
-    """A Graph error response: status, `error.code`, `error.message`, extra headers."""
-
-    def __init__(
-        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
-    ) -> None:
-        super().__init__(f"{status} {code}: {message}")
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = headers or {}
-
-
-def not_found(key: str) -> EmulatedGraphError:
-    return EmulatedGraphError(
-        404,
-        "Request_ResourceNotFound",
-        f"Resource '{key}' does not exist or one of its queried reference-property objects "
-        "are not present.",
-    )
 
 
 @dataclass
@@ -159,68 +156,6 @@ class ServicePrincipal:
     app_owner_organization_id: str | None = None
 
 
-def _const(value: Any) -> Callable[[Any], Any]:
-    value = [] if value == () else value
-    return lambda _obj: value
-
-
-def _user_proxy_addresses(user: EmuUser) -> list[str]:
-    return [f"SMTP:{user.mail}"] if user.mail else []
-
-
-USER_GETTERS: dict[str, Callable[[EmuUser], Any]] = {
-    "id": lambda u: u.id,
-    "userPrincipalName": lambda u: u.user_principal_name,
-    "mail": lambda u: u.mail,
-    "displayName": lambda u: u.display_name,
-    "givenName": lambda u: u.given_name,
-    "surname": lambda u: u.surname,
-    "accountEnabled": lambda u: u.account_enabled,
-    "userType": lambda u: u.user_type,
-    "jobTitle": lambda u: u.job_title,
-    "createdDateTime": lambda u: u.created_date_time,
-    "mailNickname": lambda u: u.user_principal_name.split("@")[0],
-    "proxyAddresses": _user_proxy_addresses,
-    "creationType": lambda u: "Invitation" if u.user_type == "Guest" else None,
-    "externalUserState": lambda u: "Accepted" if u.user_type == "Guest" else None,
-    "showInAddressList": lambda u: None,
-}
-GROUP_GETTERS: dict[str, Callable[[EmuGroup], Any]] = {
-    "id": lambda g: g.id,
-    "displayName": lambda g: g.display_name,
-    "description": lambda g: g.description,
-    "mail": lambda g: g.mail,
-    "mailEnabled": lambda g: g.mail_enabled,
-    "securityEnabled": lambda g: g.security_enabled,
-    "groupTypes": lambda g: list(g.group_types),
-    "mailNickname": lambda g: g.mail_nickname,
-    "visibility": lambda g: g.visibility,
-    "createdDateTime": lambda g: g.created_date_time,
-    "renewedDateTime": lambda g: g.created_date_time,
-    "proxyAddresses": lambda g: [f"SMTP:{g.mail}"] if g.mail else [],
-    "isAssignableToRole": lambda g: None if g.is_unified else False,
-    "securityIdentifier": lambda g: (
-        "S-1-12-1-"
-        + "-".join(
-            str(int.from_bytes(uuid.UUID(g.id).bytes_le[i : i + 4], "little"))
-            for i in (0, 4, 8, 12)
-        )
-        if GUID_RE.match(g.id)
-        else None
-    ),
-}
-OTHER_GETTERS: dict[str, Callable[[EmuOther], Any]] = {
-    "id": lambda o: o.id,
-    "displayName": lambda o: o.display_name,
-    "accountEnabled": lambda o: True if o.odata_type == ODATA_DEVICE else None,
-    "deviceId": lambda o: str(uuid.uuid5(uuid.NAMESPACE_OID, o.id)),
-    "operatingSystem": lambda o: "Windows",
-    "operatingSystemVersion": lambda o: "10.0.22631.3447",
-    "trustType": lambda o: "AzureAd",
-    "appId": lambda o: str(uuid.uuid5(uuid.NAMESPACE_URL, o.id)),
-    "servicePrincipalType": lambda o: "Application",
-    "appRoleAssignmentRequired": lambda o: False,
-}
 SP_GETTERS: dict[str, Callable[[ServicePrincipal], Any]] = {
     "id": lambda s: s.id,
     "appId": lambda s: s.app_id,
@@ -281,6 +216,20 @@ class GraphApi:
         self._recent: dict[str, collections.deque[float]] = {}
         self._key = secrets.token_bytes(32)
         self._lock = threading.Lock()
+        self.ru = ResourceUnitBudget()
+        self.delta = DeltaQueries(key=self._key, clock=lambda: self.clock())
+        self._batch_seed = 0
+        self._batch_rng = random.Random(0)
+
+    @property
+    def batch_seed(self) -> int:
+        """Seed of the order in which `$batch` answers come back (a new seed restarts it)."""
+        return self._batch_seed
+
+    @batch_seed.setter
+    def batch_seed(self, value: int) -> None:
+        self._batch_seed = value
+        self._batch_rng = random.Random(value)
 
     # --- fault injection ----------------------------------------------------------------------
 
@@ -350,14 +299,31 @@ class GraphApi:
         if self.latency:
             self.sleep(self.latency)
         try:
-            response = self._handle(request, request_id, client_request_id)
+            response = self._handle(request, request_id, client_request_id, part=False)
         except EmulatedGraphError as error:
             response = self._error_response(error, request_id, client_request_id)
         with self._lock:
             self.counters[f"status.{response.status}"] += 1
         return response
 
-    def _handle(self, request: EmuRequest, request_id: str, client_request_id: str) -> EmuResponse:
+    def _handle_part(self, request: EmuRequest) -> EmuResponse:
+        """One request of a JSON batch: like `handle`, without the network's latency."""
+        request_id = str(uuid.uuid4())
+        client_request_id = request.header("client-request-id") or request_id
+        with self._lock:
+            self.requests_seen.append((request.method.upper(), request.url))
+            self.counters["subrequests"] += 1
+        try:
+            response = self._handle(request, request_id, client_request_id, part=True)
+        except EmulatedGraphError as error:
+            response = self._error_response(error, request_id, client_request_id)
+        with self._lock:
+            self.counters[f"batch.status.{response.status}"] += 1
+        return response
+
+    def _handle(
+        self, request: EmuRequest, request_id: str, client_request_id: str, *, part: bool
+    ) -> EmuResponse:
         for fault in self._take_faults(request, ("delay", "disconnect", "status")):
             if fault.kind == "delay":
                 self.sleep(fault.seconds)
@@ -366,6 +332,13 @@ class GraphApi:
             else:
                 return self._injected_status(fault, request_id, client_request_id)
 
+        segments = request.segments
+        if len(segments) == 2 and segments[0] == "v1.0" and segments[1].lower() == "$batch":
+            if part:
+                raise EmulatedGraphError(
+                    400, "BadRequest", "A batch request cannot contain another batch."
+                )
+            return self._batch(request, request_id, client_request_id)
         if request.method.upper() != "GET":
             raise EmulatedGraphError(
                 405,
@@ -375,8 +348,12 @@ class GraphApi:
         token = self._authenticate(request)
         tenant = self.tenants[token.tenant_id.lower()]
         self._throttle(tenant.tenant_id)
-
-        body = self._route(request, tenant, token)
+        units = self._charge(request, tenant, token)
+        try:
+            body = self._route(request, tenant, token)
+        except EmulatedGraphError as error:
+            error.headers.update(units)
+            raise
         # Content faults spoil only answers that would have succeeded.
         spoiled = self._take_faults(request, ("malformed", "no_value"))
         if spoiled and spoiled[0].kind == "malformed":
@@ -386,7 +363,34 @@ class GraphApi:
             if spoiled:
                 body.pop("value", None)
             payload = dump_json(body)
-        return EmuResponse(200, self._headers(request_id, client_request_id), payload)
+        headers = self._headers(request_id, client_request_id)
+        headers.update(units)
+        return EmuResponse(200, headers, payload)
+
+    def _batch(self, request: EmuRequest, request_id: str, client_request_id: str) -> EmuResponse:
+        """`POST /v1.0/$batch` (module `batch`): 200 with every part's own answer."""
+        if request.method.upper() != "POST":
+            raise EmulatedGraphError(
+                405,
+                "Request_BadRequest",
+                "Specified HTTP method is not allowed for the request target.",
+            )
+        self._authenticate(request)
+        parts = parse_batch(request)
+        with self._lock:
+            self.counters["batch.requests"] += 1
+        result = run_batch(
+            request,
+            parts,
+            serve=self._handle_part,
+            error=lambda e: self._error_response(e, str(uuid.uuid4()), client_request_id),
+            rng=self._batch_rng,
+        )
+        if result.disconnect:
+            return EmuResponse(0, {}, b"", disconnect=result.disconnect)
+        headers = self._headers(request_id, client_request_id)
+        headers["Content-Type"] = "application/json; charset=utf-8"
+        return EmuResponse(200, headers, dump_json(result.body))
 
     # --- auth and throttling ------------------------------------------------------------------
 
@@ -442,6 +446,42 @@ class GraphApi:
                 )
             recent.append(now)
 
+    def _charge(self, request: EmuRequest, tenant: EmuTenant, token: TokenInfo) -> dict[str, str]:
+        """Charge the request's resource units; 429 when its budget is spent. Returns the
+        headers that report the cost ("Identity and access service limits")."""
+        options = {name.lower(): value for name, value in request.query if name.startswith("$")}
+        cost = request_cost(request.method, request.segments[1:], options)
+        charge = self.ru.charge(
+            app_id=token.client_id,
+            tenant_id=tenant.tenant_id.lower(),
+            user_count=len(tenant.users),
+            cost=cost,
+            now=self.clock(),
+        )
+        headers = {"x-ms-resource-unit": str(cost)}
+        if charge.limit_percentage >= 0.8:
+            headers["x-ms-throttle-limit-percentage"] = f"{min(charge.limit_percentage, 1.8):.1f}"
+        with self._lock:
+            if charge.retry_after is None:
+                self.counters["ru.spent"] += cost
+                return headers
+            self.counters["ru.throttled"] += cost
+            self.counters["throttled"] += 1
+        headers.update(
+            {
+                "Retry-After": str(charge.retry_after),
+                "x-ms-throttle-scope": charge.scope,
+                "x-ms-throttle-information": "ResourceUnitLimitExceeded",
+            }
+        )
+        raise EmulatedGraphError(
+            429,
+            "TooManyRequests",
+            "Please retry again later.",
+            headers,
+            {"code": "429", "message": "Please retry after", "status": "429"},
+        )
+
     @staticmethod
     def _require(token: TokenInfo, area: str) -> None:
         if not set(PERMISSIONS[area]) & set(token.roles):
@@ -470,6 +510,8 @@ class GraphApi:
             self._require(token, "users")
             if not tail:
                 return self._collection(request, tenant, options, "user", tuple(tenant.users))
+            if len(tail) == 1 and is_delta_segment(tail[0]):
+                return self.delta.serve(request, tenant, "users", options)
             if len(tail) == 1:
                 user = tenant.user_by_key(tail[0])
                 if user is None:
@@ -486,6 +528,8 @@ class GraphApi:
             self._require(token, "groups")
             if not tail:
                 return self._collection(request, tenant, options, "group", tuple(tenant.groups))
+            if len(tail) == 1 and is_delta_segment(tail[0]):
+                return self.delta.serve(request, tenant, "groups", options)
             group = self._group(tenant, tail[0])
             if len(tail) == 1:
                 return self._entity(request, options, "group", group)
@@ -808,6 +852,8 @@ class GraphApi:
         }
         render = _renderer("appRoleAssignment", select, getters)
         assignments = tenant.assignments if principal.id == tenant.auth_sp_id else []
+        # A soft-deleted principal's assignments come back with it; meanwhile they are hidden.
+        assignments = [a for a in assignments if not tenant.is_deleted(a.principal_id)]
         by_id = {a.id: a for a in assignments}
 
         def render_id(assignment_id: str) -> dict[str, Any] | None:
@@ -978,7 +1024,12 @@ class GraphApi:
         }
 
     def _error_body(
-        self, code: str, message: str, request_id: str, client_request_id: str
+        self,
+        code: str,
+        message: str,
+        request_id: str,
+        client_request_id: str,
+        inner: Mapping[str, str] | None = None,
     ) -> bytes:
         return dump_json(
             {
@@ -991,6 +1042,7 @@ class GraphApi:
                         ),
                         "request-id": request_id,
                         "client-request-id": client_request_id,
+                        **(inner or {}),
                     },
                 }
             }
@@ -1002,7 +1054,9 @@ class GraphApi:
         headers = self._headers(request_id, client_request_id)
         headers["Content-Type"] = ERROR_CONTENT_TYPE
         headers.update(error.headers)
-        body = self._error_body(error.code, error.message, request_id, client_request_id)
+        body = self._error_body(
+            error.code, error.message, request_id, client_request_id, error.inner
+        )
         return EmuResponse(error.status, headers, body)
 
     def _injected_status(
@@ -1025,151 +1079,6 @@ class GraphApi:
 
 
 # --- query options ----------------------------------------------------------------------------
-
-
-class _Options:
-    """The system query options of one request, validated the way Graph does."""
-
-    def __init__(self, pairs: list[tuple[str, str]]) -> None:
-        self.pairs = pairs
-        self.values: dict[str, str] = {}
-        for name, value in pairs:
-            if not name.startswith("$"):
-                continue  # Graph ignores query parameters that are not OData options
-            lowered = name.lower()
-            if lowered in self.values:
-                raise EmulatedGraphError(
-                    400,
-                    "BadRequest",
-                    f"Query option '{name}' was specified more than once, but it must be "
-                    "specified at most once.",
-                )
-            self.values[lowered] = value
-
-    @classmethod
-    def parse(cls, request: EmuRequest) -> _Options:
-        return cls(request.query)
-
-    def only(self, *allowed: str) -> None:
-        for name in self.values:
-            if name in allowed:
-                continue
-            if name == "$skip":
-                raise EmulatedGraphError(
-                    400, "Request_BadRequest", "'$skip' is not supported by the service."
-                )
-            if name in UNSUPPORTED_OPTIONS or name in ("$filter", "$top", "$skiptoken", "$select"):
-                raise EmulatedGraphError(
-                    400,
-                    "Request_UnsupportedQuery",
-                    f"The query option '{name}' is not supported on this request by the emulator.",
-                )
-            raise EmulatedGraphError(
-                400, "BadRequest", f"The query parameter '{name}' is not supported."
-            )
-
-    @property
-    def skiptoken(self) -> str | None:
-        return self.values.get("$skiptoken")
-
-    @property
-    def filter(self) -> str | None:
-        return self.values.get("$filter")
-
-    def top(self) -> int:
-        raw = self.values.get("$top")
-        if raw is None:
-            return DEFAULT_PAGE_SIZE
-        try:
-            top = int(raw)
-        except ValueError:
-            top = -1
-        if not 1 <= top <= MAX_PAGE_SIZE:
-            raise EmulatedGraphError(
-                400,
-                "Request_BadRequest",
-                f"Invalid page size specified: '{raw}'. Must be between 1 and {MAX_PAGE_SIZE} "
-                "inclusive.",
-            )
-        return top
-
-    def select(self, type_name: str) -> list[str] | None:
-        """The selected property names (canonical case), or None for the default set."""
-        raw = self.values.get("$select")
-        if raw is None:
-            return None
-        known = (
-            schema.DIRECTORY_OBJECT_SELECTABLE
-            if type_name == "directoryObject"
-            else schema.BY_TYPE[type_name]
-        )
-        canonical = {name.lower(): name for name in known}
-        names: list[str] = []
-        for item in raw.split(","):
-            item = item.strip()
-            if not item:
-                continue
-            if item == "*":
-                names.extend(n for n in schema.BY_TYPE.get(type_name, known) if n not in names)
-                continue
-            name = canonical.get(item.lower())
-            if name is None:
-                raise EmulatedGraphError(
-                    400,
-                    "Request_BadRequest",
-                    f"Could not find a property named '{item}' on type "
-                    f"'microsoft.graph.{type_name}'.",
-                )
-            if name not in names:
-                names.append(name)
-        return names
-
-    def digest(self) -> str:
-        """What a skiptoken is bound to: every option but the skiptoken itself."""
-        kept = sorted((k, v) for k, v in self.values.items() if k != "$skiptoken")
-        return hashlib.sha256(repr(kept).encode()).hexdigest()[:16]
-
-
-def _part_name(part: str) -> str:
-    return unquote_plus(part.partition("=")[0]).lower()
-
-
-def _segment_error(segment: str) -> EmulatedGraphError:
-    return EmulatedGraphError(400, "BadRequest", f"Resource not found for the segment '{segment}'.")
-
-
-def _renderer(
-    type_name: str,
-    select: Iterable[str] | None,
-    getters: Mapping[str, Callable[[Any], Any]],
-    *,
-    odata_type: str | None = None,
-    limited: bool = False,
-) -> Callable[[Any], dict[str, Any]]:
-    """A function object -> Graph JSON dict for one type and `$select`, built once per request."""
-    table = schema.BY_TYPE[type_name]
-    names = list(select) if select is not None else list(schema.DEFAULTS[type_name])
-    if "id" not in names:
-        names.append("id")  # Graph always returns the id of a directory object
-    pairs: list[tuple[str, Callable[[Any], Any]]] = []
-    for name in names:
-        if name == "id" or not limited:
-            getter = getters.get(name) or _const(table.get(name))
-        else:
-            getter = _const(None)  # hidden: shown as null
-        pairs.append((name, getter))
-    if odata_type is not None:  # members collections say what each object is
-        return lambda obj: {"@odata.type": odata_type, **{n: g(obj) for n, g in pairs}}
-    return lambda obj: {n: g(obj) for n, g in pairs}
-
-
-def _context(
-    request: EmuRequest, entity_set: str, select: list[str] | None, *, entity: bool = False
-) -> str:
-    text = f"{request.base}/v1.0/$metadata#{entity_set}"
-    if select is not None:
-        text += f"({','.join(select)})"
-    return text + ("/$entity" if entity else "")
 
 
 def _filtered(

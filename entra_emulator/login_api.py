@@ -49,8 +49,9 @@ from typing import Any, Literal
 from urllib.parse import unquote_plus, urlencode, urlsplit
 
 from . import pages
-from .graph_api import ALL_ROLES, GUID_RE
+from .graph_api import ALL_ROLES
 from .messages import EmuRequest, EmuResponse, dump_json
+from .odata import GUID_RE
 from .signing import SigningKey
 from .tenant import EmuApp, EmuTenant, EmuUser
 from .tokens import GRAPH_APP_ID, TokenStore

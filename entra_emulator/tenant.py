@@ -3,6 +3,17 @@
 The emulator's Graph side reads these objects; tests and benchmarks build them by hand or with
 `generate_tenant`. Change membership through the methods (or call `touch()` after editing
 `member_ids` directly) so cached transitive memberships are rebuilt.
+
+Every method that changes a user, a group or a membership also appends a `Change` to
+`tenant.changes`, the log that `/users/delta` and `/groups/delta` answer from. Edits made
+directly on the objects (plus `touch()`) are not logged: delta queries do not see them, just
+as a generated tenant's initial state is not a change.
+
+Deletion follows Microsoft Entra: a user, or a Microsoft 365 group, is first *soft deleted*
+into `deleted_users` / `deleted_groups` (restorable; it keeps its memberships, hidden), then
+*permanently deleted* (`remove_user` / `remove_group`, which also take it out of every group).
+Security groups are always deleted permanently ("Deleted security groups are deleted
+permanently", Get deleted item (directory object), Graph v1.0).
 """
 
 from __future__ import annotations
@@ -16,7 +27,7 @@ import random
 import unicodedata
 import uuid
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 DEFAULT_AUTH_APP_ID = "22222222-2222-4222-8222-222222222222"
 DEFAULT_APP_ROLE_ID = "00000000-0000-0000-0000-000000000000"  # "Default Access"
@@ -35,6 +46,56 @@ ODATA_GROUP = "#microsoft.graph.group"
 ODATA_DEVICE = "#microsoft.graph.device"
 ODATA_SERVICE_PRINCIPAL = "#microsoft.graph.servicePrincipal"
 ODATA_ORG_CONTACT = "#microsoft.graph.orgContact"
+
+ChangeKind = Literal["user", "group", "member", "assignment"]
+# Graph JSON properties that change with each attribute (derived ones included), so a delta
+# query can tell which `$select`ed properties a change touched.
+USER_ATTRIBUTE_PROPERTIES: dict[str, tuple[str, ...]] = {
+    "id": (),
+    "user_principal_name": ("userPrincipalName", "mailNickname"),
+    "mail": ("mail", "proxyAddresses"),
+    "display_name": ("displayName",),
+    "given_name": ("givenName",),
+    "surname": ("surname",),
+    "account_enabled": ("accountEnabled",),
+    "user_type": ("userType", "creationType", "externalUserState"),
+    "job_title": ("jobTitle",),
+    "created_date_time": ("createdDateTime",),
+    "password": (),
+    "directory_roles": (),
+}
+GROUP_ATTRIBUTE_PROPERTIES: dict[str, tuple[str, ...]] = {
+    "id": (),
+    "display_name": ("displayName",),
+    "description": ("description",),
+    "mail": ("mail", "proxyAddresses"),
+    "mail_enabled": ("mailEnabled",),
+    "security_enabled": ("securityEnabled",),
+    "group_types": ("groupTypes", "isAssignableToRole"),
+    "mail_nickname": ("mailNickname",),
+    "visibility": ("visibility",),
+    "created_date_time": ("createdDateTime", "renewedDateTime"),
+}
+
+
+class Change(NamedTuple):
+    """One entry of a tenant's change log (what delta queries replay).
+
+    kind "user" / "group": `op` is created (restores too), updated (`props`: the Graph
+    properties that changed) or removed (`reason`: "changed" = soft deleted and restorable,
+    "deleted" = gone for good). kind "member": `object_id` is the group, `op` is added or
+    removed, `member_id` / `member_type` ("#microsoft.graph.user"...) the member.
+    kind "assignment": `object_id` is the principal, `op` added or removed, `member_id` the
+    assignment's id (no delta function the emulator serves reads these).
+    """
+
+    kind: ChangeKind
+    object_id: str
+    op: str
+    props: frozenset[str] = frozenset()
+    reason: str | None = None
+    member_id: str | None = None
+    member_type: str | None = None
 
 
 @dataclass
@@ -141,8 +202,17 @@ class EmuTenant:
     auth_app_role_assignment_required: bool = True
     extra_domains: list[str] = field(default_factory=list)
     created_date_time: str = "2019-01-01T00:00:00Z"
+    # Soft-deleted ("deleted items"): restorable, invisible to Graph's normal reads.
+    deleted_users: dict[str, EmuUser] = field(default_factory=dict)
+    deleted_groups: dict[str, EmuGroup] = field(default_factory=dict)
     # Bumped by every mutation method; caches are keyed on it.
     version: int = field(default=0, compare=False)
+    # The change log (see the module docstring); `log_id` names this log, so a delta token
+    # from another tenant object with the same id (a replaced tenant) is recognised.
+    changes: list[Change] = field(default_factory=list, repr=False, compare=False)
+    log_id: str = field(
+        default_factory=lambda: uuid.uuid4().hex, init=False, repr=False, compare=False
+    )
     _cache: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     # --- reads --------------------------------------------------------------------------------
@@ -208,8 +278,53 @@ class EmuTenant:
             return filtered
         group = self.groups[group_id]
         if kind is None:
-            return tuple(m for m in group.member_ids if self.kind_of(m) is not None)
+            direct_key = ("direct", group_id)
+            found = self._cache.get(direct_key)
+            if (
+                found is not None
+                and found[0] == self.version
+                and found[1] is group
+                and found[2] == len(group.member_ids)
+            ):
+                direct: tuple[str, ...] = found[3]
+                return direct
+            users, groups, others = self.users, self.groups, self.others
+            direct = tuple(m for m in group.member_ids if m in users or m in groups or m in others)
+            self._cache[direct_key] = (self.version, group, len(group.member_ids), direct)
+            return direct
         return tuple(m for m in group.member_ids if self.kind_of(m) == kind)
+
+    def odata_type_of(self, object_id: str) -> str | None:
+        """`#microsoft.graph.user`, `...group`, a device's type...: present objects only."""
+        if object_id in self.users:
+            return ODATA_USER
+        if object_id in self.groups:
+            return ODATA_GROUP
+        other = self.others.get(object_id)
+        return other.odata_type if other is not None else None
+
+    def is_deleted(self, object_id: str) -> bool:
+        """Soft deleted: in deleted items, restorable."""
+        return object_id in self.deleted_users or object_id in self.deleted_groups
+
+    def ids_with_deleted(self, kind: Literal["user", "group"]) -> tuple[str, ...]:
+        """Present then soft-deleted ids, in a stable order (a delta round's initial listing)."""
+        key = ("ids-with-deleted", kind)
+        entry = self._cache.get(key)
+        if entry is None or entry[0] != self.version:
+            if kind == "user":
+                ids = (*self.users, *self.deleted_users)
+            else:
+                ids = (*self.groups, *self.deleted_groups)
+            entry = (self.version, ids)
+            self._cache[key] = entry
+        cached: tuple[str, ...] = entry[1]
+        return cached
+
+    @property
+    def change_seq(self) -> int:
+        """How many changes were logged: a delta token remembers this number."""
+        return len(self.changes)
 
     def _closure(self, group_id: str) -> tuple[str, ...]:
         key = ("closure", group_id)
@@ -250,13 +365,53 @@ class EmuTenant:
 
     def add_user(self, user: EmuUser) -> EmuUser:
         self.users[user.id] = user
+        self._log(Change("user", user.id, "created"))
+        self.touch()
+        return user
+
+    def update_user(self, user_id: str, **values: Any) -> EmuUser:
+        """Set attributes (`display_name=...`, `account_enabled=False`...) and log the Graph
+        properties that really changed; assignments keep the principal's display name."""
+        user = self.users[user_id]
+        props: set[str] = set()
+        for attribute, value in values.items():
+            if attribute not in USER_ATTRIBUTE_PROPERTIES or attribute == "id":
+                raise ValueError(f"Cannot update the user attribute {attribute!r}.")
+            if getattr(user, attribute) != value:
+                setattr(user, attribute, value)
+                props.update(USER_ATTRIBUTE_PROPERTIES[attribute])
+        if "display_name" in values:
+            for assignment in self.assignments:
+                if assignment.principal_id == user_id:
+                    assignment.principal_display_name = user.display_name
+        if props:
+            self._log(Change("user", user_id, "updated", frozenset(props)))
         self.touch()
         return user
 
     def remove_user(self, user_id: str) -> None:
-        """Delete a user: from the directory, every group and the app's assignments."""
-        self.users.pop(user_id)
-        self._forget_member(user_id)
+        """Delete a user permanently (present or soft deleted): from the directory, every
+        group and the app's assignments."""
+        if self.users.pop(user_id, None) is None:
+            self.deleted_users.pop(user_id)
+        self._log(Change("user", user_id, "removed", reason="deleted"))
+        self._forget_member(user_id, ODATA_USER)
+
+    def soft_delete_user(self, user_id: str) -> EmuUser:
+        """Delete a user into deleted items: restorable, memberships kept but hidden."""
+        user = self.users.pop(user_id)
+        self.deleted_users[user_id] = user
+        self._log(Change("user", user_id, "removed", reason="changed"))
+        self.touch()
+        return user
+
+    def restore_user(self, user_id: str) -> EmuUser:
+        """Bring a soft-deleted user back, with its memberships and assignments."""
+        user = self.deleted_users.pop(user_id)
+        self.users[user_id] = user
+        self._log(Change("user", user_id, "created"))  # "show up as newly created"
+        self.touch()
+        return user
 
     def rename_user(
         self,
@@ -268,31 +423,75 @@ class EmuTenant:
         given_name: str | None = _UNSET,
         surname: str | None = _UNSET,
     ) -> EmuUser:
-        user = self.users[user_id]
+        values: dict[str, Any] = {}
         if display_name is not None:
-            user.display_name = display_name
-            for assignment in self.assignments:
-                if assignment.principal_id == user_id:
-                    assignment.principal_display_name = display_name
+            values["display_name"] = display_name
         if user_principal_name is not None:
-            user.user_principal_name = user_principal_name
-        if mail is not _UNSET:
-            user.mail = mail
-        if given_name is not _UNSET:
-            user.given_name = given_name
-        if surname is not _UNSET:
-            user.surname = surname
-        self.touch()
-        return user
+            values["user_principal_name"] = user_principal_name
+        for name, value in (("mail", mail), ("given_name", given_name), ("surname", surname)):
+            if value is not _UNSET:
+                values[name] = value
+        return self.update_user(user_id, **values)
 
     def add_group(self, group: EmuGroup) -> EmuGroup:
         self.groups[group.id] = group
+        self._log(Change("group", group.id, "created"))
+        self.touch()
+        return group
+
+    def update_group(self, group_id: str, **values: Any) -> EmuGroup:
+        """Set group attributes (not members: use add_member / remove_member) and log them."""
+        group = self.groups[group_id]
+        props: set[str] = set()
+        for attribute, value in values.items():
+            if attribute not in GROUP_ATTRIBUTE_PROPERTIES or attribute == "id":
+                raise ValueError(f"Cannot update the group attribute {attribute!r}.")
+            if getattr(group, attribute) != value:
+                setattr(group, attribute, value)
+                props.update(GROUP_ATTRIBUTE_PROPERTIES[attribute])
+        if "display_name" in values:
+            for assignment in self.assignments:
+                if assignment.principal_id == group_id:
+                    assignment.principal_display_name = group.display_name
+        if props:
+            self._log(Change("group", group_id, "updated", frozenset(props)))
         self.touch()
         return group
 
     def remove_group(self, group_id: str) -> None:
-        self.groups.pop(group_id)
-        self._forget_member(group_id)
+        """Delete a group permanently (present or soft deleted)."""
+        if self.groups.pop(group_id, None) is None:
+            self.deleted_groups.pop(group_id)
+        self._log(Change("group", group_id, "removed", reason="deleted"))
+        self._forget_member(group_id, ODATA_GROUP)
+
+    def delete_group(self, group_id: str) -> bool:
+        """Delete a group as Entra does: a Microsoft 365 group goes to deleted items (True),
+        any other group is deleted permanently (False)."""
+        group = self.groups[group_id]
+        if not group.is_unified:
+            self.remove_group(group_id)
+            return False
+        self.soft_delete_group(group_id)
+        return True
+
+    def soft_delete_group(self, group_id: str) -> EmuGroup:
+        """A Microsoft 365 group into deleted items; ValueError for other groups."""
+        group = self.groups[group_id]
+        if not group.is_unified:
+            raise ValueError("Deleted security groups are deleted permanently.")
+        del self.groups[group_id]
+        self.deleted_groups[group_id] = group
+        self._log(Change("group", group_id, "removed", reason="changed"))
+        self.touch()
+        return group
+
+    def restore_group(self, group_id: str) -> EmuGroup:
+        group = self.deleted_groups.pop(group_id)
+        self.groups[group_id] = group
+        self._log(Change("group", group_id, "created"))
+        self.touch()
+        return group
 
     def add_other(self, other: EmuOther) -> EmuOther:
         self.others[other.id] = other
@@ -303,12 +502,30 @@ class EmuTenant:
         group = self.groups[group_id]
         if member_id not in group.member_ids:
             group.member_ids.append(member_id)
+            self._log(
+                Change(
+                    "member",
+                    group_id,
+                    "added",
+                    member_id=member_id,
+                    member_type=self.odata_type_of(member_id),
+                )
+            )
         self.touch()
 
     def remove_member(self, group_id: str, member_id: str) -> None:
         group = self.groups[group_id]
         if member_id in group.member_ids:
             group.member_ids.remove(member_id)
+            self._log(
+                Change(
+                    "member",
+                    group_id,
+                    "removed",
+                    member_id=member_id,
+                    member_type=self.odata_type_of(member_id),
+                )
+            )
         self.touch()
 
     def assign_group(
@@ -328,10 +545,9 @@ class EmuTenant:
 
     def unassign(self, principal_id: str) -> int:
         """Remove every assignment of a principal; returns how many there were."""
-        before = len(self.assignments)
-        self.assignments = [a for a in self.assignments if a.principal_id != principal_id]
+        removed = self._drop_assignments(principal_id)
         self.touch()
-        return before - len(self.assignments)
+        return removed
 
     def _assign(
         self, principal_id: str, principal_type: PrincipalType, name: str, app_role_id: str
@@ -347,15 +563,41 @@ class EmuTenant:
             created=_utc_now(),
         )
         self.assignments.append(assignment)
+        self._log(Change("assignment", principal_id, "added", member_id=assignment.id))
         self.touch()
         return assignment
 
-    def _forget_member(self, object_id: str) -> None:
-        for group in self.groups.values():
+    def _drop_assignments(self, principal_id: str) -> int:
+        kept = []
+        for assignment in self.assignments:
+            if assignment.principal_id == principal_id:
+                self._log(Change("assignment", principal_id, "removed", member_id=assignment.id))
+            else:
+                kept.append(assignment)
+        removed = len(self.assignments) - len(kept)
+        self.assignments = kept
+        return removed
+
+    def _forget_member(self, object_id: str, odata_type: str) -> None:
+        for group in (*self.groups.values(), *self.deleted_groups.values()):
             if object_id in group.member_ids:
                 group.member_ids = [m for m in group.member_ids if m != object_id]
-        self.assignments = [a for a in self.assignments if a.principal_id != object_id]
+                # "Only users that have been permanently deleted are removed from groups"
+                # (Get incremental changes for groups): the removal shows in members@delta.
+                self._log(
+                    Change(
+                        "member",
+                        group.id,
+                        "removed",
+                        member_id=object_id,
+                        member_type=odata_type,
+                    )
+                )
+        self._drop_assignments(object_id)
         self.touch()
+
+    def _log(self, change: Change) -> None:
+        self.changes.append(change)
 
     # --- JSON ---------------------------------------------------------------------------------
 
@@ -374,6 +616,8 @@ class EmuTenant:
             "groups": [asdict(g) for g in self.groups.values()],
             "others": [asdict(o) for o in self.others.values()],
             "assignments": [asdict(a) for a in self.assignments],
+            "deleted_users": [asdict(u) for u in self.deleted_users.values()],
+            "deleted_groups": [asdict(g) for g in self.deleted_groups.values()],
         }
 
     @classmethod
@@ -392,6 +636,8 @@ class EmuTenant:
             groups={g["id"]: EmuGroup(**g) for g in data.get("groups", [])},
             others={o["id"]: EmuOther(**o) for o in data.get("others", [])},
             assignments=[EmuAssignment(**a) for a in data.get("assignments", [])],
+            deleted_users={u["id"]: EmuUser(**u) for u in data.get("deleted_users", [])},
+            deleted_groups={g["id"]: EmuGroup(**g) for g in data.get("deleted_groups", [])},
         )
 
     def to_json(self) -> str:

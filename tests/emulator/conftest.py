@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -14,6 +15,7 @@ from entra_emulator import (
     ODATA_DEVICE,
     EmuGroup,
     Emulator,
+    EmulatorControl,
     EmuOther,
     EmuResponse,
     EmuTenant,
@@ -26,6 +28,7 @@ LOGIN_URL = "https://login.emulator.test"
 GRAPH_URL = "https://graph.emulator.test"
 CLIENT_ID = "11111111-1111-4111-8111-111111111111"
 SECRET = "emulator-test-secret"
+BASE = "https://control.emulator.test"  # where the control API client's requests go
 
 
 class FakeClock:
@@ -185,3 +188,23 @@ def session(rsps: responses.RequestsMock, token: str) -> requests.Session:
 @pytest.fixture
 def big_tenant(emulator: Emulator) -> EmuTenant:
     return emulator.add_tenant(generate_tenant(users=10_000, groups=500, seed=7))
+
+
+@pytest.fixture
+def control(emulator: Emulator) -> Iterator[EmulatorControl]:
+    """The client, its requests answered by `Emulator.handle` (no sockets)."""
+
+    def callback(request: requests.PreparedRequest) -> tuple[int, dict[str, str], bytes]:
+        body = request.body
+        if isinstance(body, str):
+            body = body.encode()
+        answer = emulator.handle(
+            str(request.method), str(request.url), dict(request.headers), body or b""
+        )
+        return answer.status, answer.headers, answer.body
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        pattern = re.compile(re.escape(BASE) + r"/.*")
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+            rsps.add_callback(method, pattern, callback=callback, content_type=None)
+        yield EmulatorControl(BASE)

@@ -3,14 +3,12 @@ the login service then answer, exactly as the Python methods it calls would."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import certifi
 import pytest
 import requests
-import responses
 
 from entra_emulator import (
     Emulator,
@@ -21,30 +19,9 @@ from entra_emulator import (
     EmuTenant,
 )
 
-from .conftest import CLIENT_ID, GRAPH_URL, LOGIN_URL, SECRET, guid
+from .conftest import BASE, CLIENT_ID, GRAPH_URL, LOGIN_URL, SECRET, guid
 
-BASE = "https://control.emulator.test"
 Get = Callable[..., EmuResponse]
-
-
-@pytest.fixture
-def control(emulator: Emulator) -> Iterator[EmulatorControl]:
-    """The client, its requests answered by `Emulator.handle` (no sockets)."""
-
-    def callback(request: requests.PreparedRequest) -> tuple[int, dict[str, str], bytes]:
-        body = request.body
-        if isinstance(body, str):
-            body = body.encode()
-        answer = emulator.handle(
-            str(request.method), str(request.url), dict(request.headers), body or b""
-        )
-        return answer.status, answer.headers, answer.body
-
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        pattern = re.compile(re.escape(BASE) + r"/.*")
-        for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
-            rsps.add_callback(method, pattern, callback=callback, content_type=None)
-        yield EmulatorControl(BASE)
 
 
 def graph_ids(get: Get, path: str, *, advanced: bool = False) -> set[str]:
@@ -498,6 +475,14 @@ def test_settings_change_latency_throttling_and_token_lifetime(
         "token_lifetime": 120,
         "skiptoken_lifetime": None,
         "advanced_query_strict": True,
+        "ru_throttling": False,
+        "ru_limit": None,
+        "ru_window": 10.0,
+        "delta_user_page_size": 200,
+        "delta_group_page_size": 100,
+        "delta_member_page_size": 1000,
+        "delta_token_lifetime": 7 * 24 * 3600,
+        "batch_seed": 0,
     }
     assert emulator.graph.latency == 0.025
     assert get("users").status == 200
