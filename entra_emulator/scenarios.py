@@ -159,11 +159,16 @@ def churn(tenant: EmuTenant, *, share: float = 0.01, seed: int = 1) -> ChurnSumm
     `/groups/delta` report it."""
     if not 0 < share <= 1:
         raise ValueError("share must be in (0, 1].")
-    rng = random.Random(seed)
+    # Salted: `generate_tenant` draws its ids from Random(seed) too, and a new group must never
+    # take the id of an existing user (object ids are unique across a tenant).
+    rng = random.Random(f"churn-{seed}")
     counts: dict[str, int] = dict.fromkeys(ChurnSummary.__dataclass_fields__, 0)
 
     def guid() -> str:
-        return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        while True:
+            candidate = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+            if tenant.kind_of(candidate) is None and not tenant.is_deleted(candidate):
+                return candidate
 
     def portion(total: int, fraction: float) -> int:
         return math.ceil(total * share * fraction) if total else 0

@@ -296,3 +296,20 @@ def test_a_100k_user_tenant_is_read_by_delta_in_seconds(emulator: Emulator) -> N
     assert counts["users"] == len(tenant.users)
     assert counts["groups"] >= len(tenant.groups)  # big groups come back on later pages
     assert elapsed < 30
+
+
+def test_churn_never_reuses_an_object_id_even_with_the_tenants_own_seed() -> None:
+    # generate_tenant and churn both take a seed: the same seed must not give a new group the
+    # id of an existing user.
+    from entra_emulator import generate_tenant
+    from entra_emulator.scenarios import churn
+
+    tenant = generate_tenant(users=80, groups=12, seed=1)
+    before = set(tenant.users) | set(tenant.groups)
+    users_before = set(tenant.users)
+
+    churn(tenant, share=0.2, seed=1)
+
+    new_groups = set(tenant.groups) - before
+    assert new_groups and not new_groups & users_before
+    assert not set(tenant.users) & set(tenant.groups)
