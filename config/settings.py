@@ -50,6 +50,8 @@ SYNC_MASS_DELETE_RATIO = env.float("SYNC_MASS_DELETE_RATIO", default=0.2)
 SYNC_MASS_DELETE_MIN = env.int("SYNC_MASS_DELETE_MIN", default=10)
 # A sync lock whose holder stopped renewing it for this long is taken over.
 SYNC_LOCK_TTL_SECONDS = env.int("SYNC_LOCK_TTL_SECONDS", default=300)
+# A full read (instead of a delta round) at least this often heals any drift; 0 turns it off.
+SYNC_FULL_RECONCILE_HOURS = env.int("SYNC_FULL_RECONCILE_HOURS", default=24)
 
 INSTALLED_APPS = [
     "directories.admin_site.EntraSyncAdminConfig",  # django.contrib.admin with our pages

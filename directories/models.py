@@ -116,6 +116,14 @@ class Directory(models.Model):
     sync_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
     sync_task_id = models.CharField(max_length=64, blank=True, editable=False)
 
+    # Delta sync: where the next users and groups delta rounds start (Graph's opaque links,
+    # advanced only by the transaction that applies a run), when the tenant was last read in
+    # full, and the scope (assigned group ids) that run saw.
+    users_delta_link = models.TextField(blank=True, editable=False)
+    groups_delta_link = models.TextField(blank=True, editable=False)
+    full_read_at = models.DateTimeField(null=True, blank=True, editable=False)
+    delta_scope = models.JSONField(null=True, blank=True, editable=False)
+
     objects = DirectoryQuerySet.as_manager()
 
     class Meta:
@@ -214,6 +222,13 @@ class SyncRun(models.Model):
     groups_done = models.PositiveIntegerField(default=0)
     progress_at = models.DateTimeField(null=True, blank=True)
 
+    class ReadMode(models.TextChoices):
+        FULL = "full", "Full read"
+        DELTA = "delta", "Delta"
+        FULL_EXPIRED = "full_expired", "Full read (delta token expired)"
+        FULL_RECONCILE = "full_reconcile", "Full read (periodic reconciliation)"
+
+    read_mode = models.CharField(max_length=16, choices=ReadMode.choices, blank=True)
     graph_requests = models.PositiveIntegerField(default=0)
     graph_retries = models.PositiveIntegerField(default=0)
 
@@ -274,3 +289,78 @@ def counts_summary(counts: RunCounts) -> str:
         if changes:
             parts.append(f"{' '.join(changes)} {kind}")
     return ", ".join(parts) or "no changes"
+
+
+# --- the tenant as last read (for delta sync) ------------------------------------------------
+# Every user and group of the tenant and each group's direct members, as Graph last reported
+# them: delta rounds update it, and transitive membership is computed from it locally. It is
+# not the synced copy (identities.*): that holds only what is in scope. Graph's null is stored
+# as "" (the synced copy does the same).
+
+
+class MirroredUser(models.Model):
+    directory = models.ForeignKey(Directory, on_delete=models.CASCADE, related_name="+")
+    entra_id = models.CharField(max_length=64)
+    user_principal_name = models.TextField(blank=True)
+    mail = models.TextField(blank=True)
+    display_name = models.TextField(blank=True)
+    given_name = models.TextField(blank=True)
+    surname = models.TextField(blank=True)
+    account_enabled = models.BooleanField(default=True)
+    user_type = models.CharField(max_length=16, default="Member")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["directory", "entra_id"], name="unique_mirrored_user_per_directory"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.user_principal_name or self.entra_id
+
+
+class MirroredGroup(models.Model):
+    directory = models.ForeignKey(Directory, on_delete=models.CASCADE, related_name="+")
+    entra_id = models.CharField(max_length=64)
+    display_name = models.TextField(blank=True)
+    description = models.TextField(blank=True)
+    mail = models.TextField(blank=True)
+    mail_enabled = models.BooleanField(default=False)
+    security_enabled = models.BooleanField(default=False)
+    group_types = models.JSONField(default=list, blank=True)
+    # Whether its direct members were read (all of them); unread groups are outside any scope.
+    members_known = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["directory", "entra_id"], name="unique_mirrored_group_per_directory"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name or self.entra_id
+
+
+class MirroredEdge(models.Model):
+    """A direct member (a user or a nested group) of a group."""
+
+    class Kind(models.TextChoices):
+        USER = "user", "User"
+        GROUP = "group", "Group"
+
+    directory = models.ForeignKey(Directory, on_delete=models.CASCADE, related_name="+")
+    group_id = models.CharField(max_length=64)
+    member_id = models.CharField(max_length=64)
+    member_kind = models.CharField(max_length=8, choices=Kind.choices)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["directory", "group_id", "member_id"], name="unique_mirrored_edge"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.member_id} in {self.group_id}"

@@ -37,9 +37,10 @@ class SyncRunAdmin(admin.ModelAdmin[SyncRun]):
         "duration_display",
         "summary",
         "error_class",
+        "read_mode",
         "graph_requests",
     )
-    list_filter = ("directory", "status", "trigger", "started_at")
+    list_filter = ("directory", "status", "trigger", "read_mode", "started_at")
     date_hierarchy = "started_at"
     list_select_related = ("directory",)
     search_fields = ("error_message", "graph_request_id")
@@ -72,6 +73,7 @@ class SyncRunAdmin(admin.ModelAdmin[SyncRun]):
             {
                 "fields": (
                     "duration_display",
+                    "read_mode",
                     ("graph_requests", "graph_retries"),
                     ("groups_done", "groups_total", "progress_at"),
                 )

@@ -781,14 +781,38 @@ class GraphClient:
         transiently is sent again (after its own Retry-After, or our backoff), a paged answer
         is followed to its last page, and any other failure raises.
         """
-        ids = list(dict.fromkeys(group_ids))
+        return self._batched_listings(
+            group_ids,
+            lambda group_id: (
+                f"/groups/{quote(group_id, safe='')}/members?$select=id&$top={PAGE_SIZE}"
+            ),
+            permission=PERMISSION_MEMBERS,
+        )
+
+    def users_member_of(self, user_ids: Sequence[str]) -> dict[str, list[MemberRef]]:
+        """The groups (and roles, units: kind "other") each user is DIRECTLY in, via `$batch`.
+
+        A restored user's memberships come back without a `members@delta` entry, and a group
+        read while one of its members was deleted did not list it: a user new to a delta
+        round has its memberships read this way. Users that no longer exist are left out.
+        """
+        return self._batched_listings(
+            user_ids,
+            lambda user_id: (
+                f"/users/{quote(user_id, safe='')}/memberOf?$select=id&$top={PAGE_SIZE}"
+            ),
+            permission=PERMISSION_USERS,
+        )
+
+    def _batched_listings(
+        self, keys: Sequence[str], url_for: Callable[[str], str], *, permission: str
+    ) -> dict[str, list[MemberRef]]:
+        """One listing per key (members of a group, groups of a user), 20 per `$batch` POST."""
+        ids = list(dict.fromkeys(keys))
         members: dict[str, dict[str, MemberRef]] = {group_id: {} for group_id in ids}
         gone: set[str] = set()
         queue = [
-            _SubRequest(
-                group_id=group_id,
-                url=f"/groups/{quote(group_id, safe='')}/members?$select=id&$top={PAGE_SIZE}",
-            )
+            _SubRequest(group_id=group_id, url=url_for(group_id), permission=permission)
             for group_id in ids
         ]
         clock = 0.0  # seconds this call has slept: when each queued sub-request may go
@@ -823,7 +847,7 @@ class GraphClient:
         }
         answer = self._request_json(
             self._url("$batch"),
-            permission=PERMISSION_MEMBERS,
+            permission=batch[0].permission,
             json_body=body,
             ok_statuses=BATCH_OK_STATUSES,
             subrequests=len(batch),
@@ -850,7 +874,7 @@ class GraphClient:
                 again.append(replace(sub, may_refresh_token=False, due=clock))
                 continue
             if status not in RETRYABLE_STATUSES:
-                raise _status_error(status, code, detail, PERMISSION_MEMBERS, request_id)
+                raise _status_error(status, code, detail, sub.permission, request_id)
             retry = _Retry(
                 _retryable_failure(status, code, detail, request_id),
                 _parse_retry_after(headers.get("retry-after")),
@@ -922,8 +946,9 @@ class GraphClient:
 class _SubRequest:
     """One GET inside a `$batch`: a page of one group's members, and its retry state."""
 
-    group_id: str
+    group_id: str  # the listing's key: a group (its members) or a user (its groups)
     url: str  # relative to /v1.0, as the batch's requests are
+    permission: str = PERMISSION_MEMBERS  # named if Graph answers 403
     attempt: int = 0
     may_refresh_token: bool = True
     due: float = 0.0  # when (seconds into group_members) it may be sent

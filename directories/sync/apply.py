@@ -12,6 +12,7 @@ from django.db import models, transaction
 from directories.models import Directory
 from identities.models import Membership, SyncedGroup, SyncedUser
 
+from .bulk import insert_rows
 from .plan import GROUP_COLUMNS, USER_COLUMNS, ObjectChanges, SyncPlan
 
 BATCH = 500
@@ -71,17 +72,13 @@ def apply_plan(*, directory: Directory, plan: SyncPlan, now: datetime) -> None:
     with transaction.atomic():
         user_pks = _apply_objects(SyncedUser, directory, plan.users, USER_COLUMNS, now)
         group_pks = _apply_objects(SyncedGroup, directory, plan.groups, GROUP_COLUMNS, now)
-        Membership.objects.bulk_create(
-            [
-                Membership(
-                    directory=directory,
-                    group_id=group_pks[group_id],
-                    user_id=user_pks[user_id],
-                    first_synced_at=now,
-                )
+        insert_rows(
+            Membership,
+            ("directory_id", "group_id", "user_id", "first_synced_at"),
+            (
+                (directory.pk, group_pks[group_id], user_pks[user_id], now)
                 for group_id, user_id in plan.memberships_create
-            ],
-            batch_size=BATCH,
+            ),
         )
         for pks in _chunks(plan.memberships_revive):
             Membership.objects.filter(pk__in=pks).update(removed_at=None)

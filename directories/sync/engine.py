@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -19,10 +21,10 @@ from directories.services.notifications import directory_notify_run
 from .apply import apply_plan
 from .guard import mass_deletion_reason, planned_removals
 from .lock import SyncLockLost, directory_lock
-from .plan import SyncPlan, plan_changes
+from .plan import SyncPlan, plan_changes, plan_unchanged
+from .read import directory_read
 from .reader import DirectoryReader
-from .scope import read_scope
-from .snapshot import FetchProgress, ProgressCallback, Snapshot, fetch_snapshot
+from .snapshot import FetchProgress, ProgressCallback
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +52,7 @@ class SyncOutcome:
     requests: int
     retries: int
     error: GraphError | None = None
+    read_mode: str = ""
 
     @property
     def status(self) -> str:
@@ -67,20 +70,6 @@ def directory_check_ready(directory: Directory) -> None:
     refusal = directory.sync_refusal()
     if refusal is not None:
         raise SyncRefused(refusal)
-
-
-def _fetch(
-    directory: Directory,
-    client: DirectoryReader,
-    progress: ProgressCallback | None,
-    auth_app_id: str | None,
-) -> Snapshot:
-    return fetch_snapshot(
-        client=client,
-        scope=read_scope(client, directory=directory, auth_app_id=auth_app_id),
-        progress=progress,
-        workers=settings.GRAPH_CONCURRENCY,
-    )
 
 
 def directory_sync(
@@ -103,15 +92,24 @@ def directory_sync(
     started = time.monotonic()
     if dry_run:
         client = client or graph_client_for(tenant_id=directory.tenant_id)
-        snapshot = _fetch(directory, client, progress, auth_app_id)
+        read = directory_read(
+            directory=directory,
+            client=client,
+            auth_app_id=auth_app_id,
+            progress=progress,
+            workers=settings.GRAPH_CONCURRENCY,
+        )  # never saved: a dry run leaves the mirror and the delta links as they were
         return SyncOutcome(
             directory=directory,
             run=None,
-            plan=plan_changes(directory=directory, snapshot=snapshot),
+            plan=plan_unchanged(directory=directory)
+            if read.snapshot is None
+            else plan_changes(directory=directory, snapshot=read.snapshot),
             dry_run=True,
             seconds=time.monotonic() - started,
             requests=client.stats.requests,
             retries=client.stats.retries,
+            read_mode=read.read_mode,
         )
 
     with directory_lock(directory, ttl_seconds=settings.SYNC_LOCK_TTL_SECONDS) as lock:
@@ -131,11 +129,23 @@ def directory_sync(
                 if progress:
                     progress(state)
 
-            plan = plan_changes(
-                directory=directory, snapshot=_fetch(directory, client, on_progress, auth_app_id)
+            read = directory_read(
+                directory=directory,
+                client=client,
+                auth_app_id=auth_app_id,
+                progress=on_progress,
+                workers=settings.GRAPH_CONCURRENCY,
+            )
+            run.read_mode = read.read_mode
+            plan = (
+                plan_unchanged(directory=directory)
+                if read.snapshot is None
+                else plan_changes(directory=directory, snapshot=read.snapshot)
             )
             lock.renew(force=True)
-            _guard_or_apply(directory, run, plan, allow_mass_delete=allow_mass_delete)
+            _guard_or_apply(
+                directory, run, plan, allow_mass_delete=allow_mass_delete, save_read=read.save
+            )
         except GraphError as exc:
             error = exc
             _record_error(run, exc.error_class, exc.message, exc.remediation, exc.request_id)
@@ -156,11 +166,17 @@ def directory_sync(
         requests=run.graph_requests,
         retries=run.graph_retries,
         error=error,
+        read_mode=run.read_mode,
     )
 
 
 def _guard_or_apply(
-    directory: Directory, run: SyncRun, plan: SyncPlan, *, allow_mass_delete: bool
+    directory: Directory,
+    run: SyncRun,
+    plan: SyncPlan,
+    *,
+    allow_mass_delete: bool,
+    save_read: Callable[[], None],
 ) -> None:
     """Hold a plan that removes too much for approval; otherwise apply it in one transaction."""
     reason = None
@@ -175,7 +191,10 @@ def _guard_or_apply(
         run.error_remediation = APPROVAL_REMEDIATION
         run.planned_removals = planned_removals(plan)
         return
-    apply_plan(directory=directory, plan=plan, now=timezone.now())
+    # The mirror and the delta links move only with the synced copy: one transaction.
+    with transaction.atomic():
+        apply_plan(directory=directory, plan=plan, now=timezone.now())
+        save_read()
     run.status = SyncRun.Status.SUCCEEDED
 
 

@@ -205,3 +205,19 @@ def plan_changes(*, directory: Directory, snapshot: Snapshot) -> SyncPlan:
         memberships_seen=len(wanted),
         memberships_present_before=present_before,
     )
+
+
+def plan_unchanged(*, directory: Directory) -> SyncPlan:
+    """The plan of a run that read no change at all: nothing to do, with the present counts."""
+    users = SyncedUser.objects.filter(directory=directory).present().count()
+    groups = SyncedGroup.objects.filter(directory=directory).present().count()
+    memberships = Membership.objects.filter(directory=directory).present().count()
+    return SyncPlan(
+        users=ObjectChanges(present_before=users, seen=users),
+        groups=ObjectChanges(present_before=groups, seen=groups),
+        memberships_create=[],
+        memberships_revive=[],
+        memberships_remove=[],
+        memberships_seen=memberships,
+        memberships_present_before=memberships,
+    )

@@ -6,22 +6,43 @@ checks against it, so a fake cannot drift from the client it stands in for.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Protocol
+from collections.abc import Iterable, Sequence
+from typing import Literal, Protocol
 
-from directories.graph import AppRoleAssignment, GraphGroup, GraphUser, RequestStats
+from directories.graph import (
+    AppRoleAssignment,
+    DeltaRound,
+    GraphGroup,
+    GraphUser,
+    GroupChange,
+    MemberRef,
+    RequestStats,
+    UserChange,
+)
 
 
-class DirectoryReader(Protocol):
-    """The reads a sync makes: scope, groups and their transitive user members."""
+class ScopeReader(Protocol):
+    """The one read the scope needs: who is assigned to the Authentication app."""
+
+    def app_role_assignments(self, app_id: str) -> list[AppRoleAssignment]: ...
+
+
+class DirectoryReader(ScopeReader, Protocol):
+    """The reads a sync makes: the scope, full listings, delta rounds and direct members."""
 
     @property
     def stats(self) -> RequestStats: ...
 
-    def app_role_assignments(self, app_id: str) -> list[AppRoleAssignment]: ...
+    def users(self) -> Iterable[GraphUser]: ...
 
     def groups(self) -> Iterable[GraphGroup]: ...
 
-    def group(self, group_id: str) -> GraphGroup: ...
+    def latest_delta_link(self, resource: Literal["users", "groups"]) -> str: ...
 
-    def group_transitive_users(self, group_id: str) -> list[GraphUser]: ...
+    def users_delta(self, delta_link: str | None = None) -> DeltaRound[UserChange]: ...
+
+    def groups_delta(self, delta_link: str | None = None) -> DeltaRound[GroupChange]: ...
+
+    def group_members(self, group_ids: Sequence[str]) -> dict[str, list[MemberRef]]: ...
+
+    def users_member_of(self, user_ids: Sequence[str]) -> dict[str, list[MemberRef]]: ...

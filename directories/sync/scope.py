@@ -19,7 +19,7 @@ from directories.graph import AppRoleAssignment, GraphGroup, GraphNotAssigned
 from directories.models import Directory, SyncMode
 from directories.services.graph import authentication_app_id
 
-from .reader import DirectoryReader
+from .reader import ScopeReader
 
 GROUP = "Group"
 USER = "User"
@@ -67,7 +67,7 @@ ALL_GROUPS = SyncScope(assigned_only=False)
 
 
 def read_scope(
-    reader: DirectoryReader, *, directory: Directory, auth_app_id: str | None = None
+    reader: ScopeReader, *, directory: Directory, auth_app_id: str | None = None
 ) -> SyncScope:
     """A directory's scope now: one listing of assignments in assigned mode, nothing otherwise.
 

@@ -158,7 +158,7 @@ def test_throttling_is_survived_over_https(
 def test_a_dropped_connection_is_retried(launch: EmulatorLaunch, control: EmulatorControl) -> None:
     tenant_id = control.generate_tenant(users=40, groups=5, seed=24)
     connect(tenant_id, "all")
-    control.add_fault(kind="reset", count=1, path_contains="transitiveMembers")
+    control.add_fault(kind="reset", count=1, path_contains="$batch")
 
     summary = json.loads(command("sync_directory", "Contoso", "--json"))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -12,7 +13,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from directories.graph import GraphThrottled, GraphUser
+from directories.graph import GraphThrottled, MemberRef
 from directories.models import Directory, SyncMode, SyncRun
 from directories.sync import SyncAlreadyRunning, SyncRefused, directory_sync
 from directories.sync.lock import DirectoryLock
@@ -264,9 +265,7 @@ def test_a_failed_fetch_changes_nothing_and_is_recorded(
     sync(all_directory, graph)
     graph.set_members(engineering.id, [])
     graph.add_group(make_group("Sales"), [make_user("Eve")])
-    graph.fail_after_groups = 1
     graph.fail_with = GraphThrottled("Still throttled.", request_id="req-123")
-    graph._member_reads = 0
 
     run = sync(all_directory, graph)
 
@@ -439,10 +438,10 @@ def test_two_concurrent_syncs_of_one_directory_run_one_at_a_time() -> None:
     release = threading.Event()
 
     class SlowGraph(FakeGraph):
-        def group_transitive_users(self, group_id: str) -> list[GraphUser]:
+        def group_members(self, group_ids: Sequence[str]) -> dict[str, list[MemberRef]]:
             reading.set()
             release.wait(timeout=10)
-            return super().group_transitive_users(group_id)
+            return super().group_members(group_ids)
 
     slow = SlowGraph()
     slow.add_group(make_group("Engineering"), [make_user("Ada")])

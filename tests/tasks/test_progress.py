@@ -60,6 +60,7 @@ def test_progress_is_written_at_most_once_an_interval_and_at_the_end(
     seen = sync_watching_progress(five_groups)
 
     first, *middle, last = seen
-    assert first[1] == (5, 0, 0)  # the first report is written: the page learns the total
-    assert all(row == (5, 0, 0) for _, row in middle)  # throttled
+    # The first report is written: the page learns the total (users are read before members).
+    assert first[1] == (5, 0, 10)
+    assert all(row == (5, 0, 10) for _, row in middle)  # throttled
     assert last[1] == (5, 5, 10)  # the end of the fetch is always written

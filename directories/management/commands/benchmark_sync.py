@@ -24,7 +24,14 @@ from django.db import connection
 from django.utils import timezone
 
 from directories.graph import GraphClient, GraphSettings, forget_cached_tokens
-from directories.models import Directory, SyncMode, SyncRun
+from directories.models import (
+    Directory,
+    MirroredEdge,
+    MirroredGroup,
+    MirroredUser,
+    SyncMode,
+    SyncRun,
+)
 from directories.sync import directory_sync
 from entra_emulator import EmuTenant, generate_tenant
 from entra_emulator.expected import expected_directory
@@ -189,6 +196,14 @@ class Command(BaseCommand):
 
 def _delete_directory(name: str) -> None:
     """Delete in dependency order so each statement is one fast bulk DELETE."""
-    for model in (Membership, SyncedUser, SyncedGroup, SyncRun):
+    for model in (
+        Membership,
+        SyncedUser,
+        SyncedGroup,
+        SyncRun,
+        MirroredEdge,
+        MirroredUser,
+        MirroredGroup,
+    ):
         model._default_manager.filter(directory__name=name)._raw_delete(using="default")
     Directory.objects.filter(name=name).delete()
