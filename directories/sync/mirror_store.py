@@ -16,27 +16,10 @@ from directories.models import Directory, MirroredEdge, MirroredGroup, MirroredU
 
 from .bulk import insert_rows
 from .mirror import Mirror
+from .plan import GROUP_COLUMNS, USER_COLUMNS
 
 BATCH = 2000
 T = TypeVar("T")
-
-USER_COLUMNS = (
-    "user_principal_name",
-    "mail",
-    "display_name",
-    "given_name",
-    "surname",
-    "account_enabled",
-    "user_type",
-)
-GROUP_COLUMNS = (
-    "display_name",
-    "description",
-    "mail",
-    "mail_enabled",
-    "security_enabled",
-    "group_types",
-)
 
 
 def _chunks(items: Iterable[T], size: int = BATCH) -> Iterator[list[T]]:

@@ -11,8 +11,8 @@ from identities.models import Membership, SyncedGroup, SyncedUser
 
 from .snapshot import Snapshot
 
-# SyncedUser and SyncedGroup columns a sync writes (not Graph's names: see graph.client's
-# USER_SELECT and GROUP_SELECT for those).
+# SyncedUser and SyncedGroup columns a sync writes, which MirroredUser and MirroredGroup share
+# (not Graph's names: see graph.client's USER_FIELDS and GROUP_FIELDS for those).
 USER_COLUMNS = (
     "user_principal_name",
     "mail",
