@@ -740,8 +740,7 @@ class GraphApi:
     ) -> dict[str, Any]:
         """`/users/{id}/memberOf` and `/transitiveMemberOf`: the groups a user is in.
 
-        Tenants only store group -> members, so the reverse is derived from `members_of`
-        (cached by the tenant) per request: fine for the tenant sizes the emulator serves.
+        Tenants store group -> members; the reverse comes from the tenant's cached index.
         """
         options.only("$select", "$top", "$skiptoken", "$count")
         self._advanced_query(request, options, cast=cast_segment is not None)
@@ -759,11 +758,7 @@ class GraphApi:
                     request, tenant, options, context, (), lambda i: i, lambda i: None
                 )
         transitive = relation == "transitiveMemberOf"
-        ids = tuple(
-            group_id
-            for group_id in tenant.groups
-            if user.id in tenant.members_of(group_id, transitive=transitive, kind="user")
-        )
+        ids = tenant.groups_containing(user.id, transitive=transitive)
         if cast_segment is not None:
             select = options.select("group")
             typed_select = select

@@ -294,6 +294,43 @@ class EmuTenant:
             return direct
         return tuple(m for m in group.member_ids if self.kind_of(m) == kind)
 
+    def groups_containing(self, member_id: str, *, transitive: bool) -> tuple[str, ...]:
+        """The groups a user or group is a member of (`memberOf` / `transitiveMemberOf`).
+
+        Answered from a reverse index (member -> groups) built once per tenant version, in
+        `groups` order, so a `/users/{id}/memberOf` does not scan every group of the tenant.
+        """
+        parents, position = self._parents_index()
+        found: set[str] = set()
+        frontier = list(parents.get(member_id, ()))
+        while frontier:
+            group_id = frontier.pop()
+            if group_id in found or group_id == member_id:
+                continue
+            found.add(group_id)
+            if transitive:
+                frontier.extend(parents.get(group_id, ()))
+        return tuple(sorted(found, key=position.__getitem__))
+
+    def _parents_index(self) -> tuple[dict[str, list[str]], dict[str, int]]:
+        # Keyed on the version and on the member counts, as `_closure` is: tests and
+        # scenarios may edit `member_ids` in place.
+        fingerprint = (
+            self.version,
+            len(self.groups),
+            sum(len(g.member_ids) for g in self.groups.values()),
+        )
+        entry = self._cache.get("parents")
+        if entry is None or entry[0] != fingerprint:
+            parents: dict[str, list[str]] = {}
+            for group_id, group in self.groups.items():
+                for member_id in dict.fromkeys(group.member_ids):
+                    parents.setdefault(member_id, []).append(group_id)
+            position = {group_id: i for i, group_id in enumerate(self.groups)}
+            entry = (fingerprint, parents, position)
+            self._cache["parents"] = entry
+        return entry[1], entry[2]
+
     def odata_type_of(self, object_id: str) -> str | None:
         """`#microsoft.graph.user`, `...group`, a device's type...: present objects only."""
         if object_id in self.users:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from entra_emulator import EmuResponse
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from entra_emulator import EmuGroup, EmuResponse, EmuTenant, EmuUser
 
 from .conftest import GRAPH_URL, all_pages, guid
 
@@ -71,3 +74,40 @@ def test_a_user_in_no_group_has_an_empty_list_and_other_casts_are_empty(get: Get
 
     assert body["value"] == []
     assert get(f"users/{guid(11)}/memberOf/microsoft.graph.nothing").status == 400
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    edges=st.lists(
+        st.tuples(st.integers(0, 7), st.integers(0, 13)), max_size=40
+    ),  # group index -> member index (0-7: groups, 8-13: users), cycles included
+    edit_in_place=st.booleans(),
+)
+def test_member_of_agrees_with_a_scan_of_every_group(
+    edges: list[tuple[int, int]], edit_in_place: bool
+) -> None:
+    """The reverse index answers exactly what scanning each group's members would."""
+    tenant = EmuTenant(tenant_id=guid(1), display_name="Contoso", default_domain="contoso.example")
+    group_ids = [guid(200 + i) for i in range(8)]
+    user_ids = [guid(300 + i) for i in range(6)]
+    for user_id in user_ids:
+        tenant.users[user_id] = EmuUser(
+            user_id, f"{user_id}@contoso.example", None, "u", None, None
+        )
+    for group_id in group_ids:
+        tenant.groups[group_id] = EmuGroup(group_id, "g")
+    ids = [*group_ids, *user_ids]
+    tenant.groups_containing(user_ids[0], transitive=True)  # build the index, then edit
+    for group, member in edges:
+        tenant.groups[group_ids[group]].member_ids.append(ids[member])
+    if not edit_in_place:
+        tenant.touch()
+
+    for member_id in ids:
+        for transitive in (False, True):
+            scanned = tuple(
+                g
+                for g in tenant.groups
+                if g != member_id and member_id in tenant.members_of(g, transitive=transitive)
+            )
+            assert tenant.groups_containing(member_id, transitive=transitive) == scanned
