@@ -299,7 +299,9 @@ def counts_summary(counts: RunCounts) -> str:
 
 
 class MirroredUser(models.Model):
-    directory = models.ForeignKey(Directory, on_delete=models.CASCADE, related_name="+")
+    directory = models.ForeignKey(
+        Directory, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     entra_id = models.CharField(max_length=64)
     user_principal_name = models.TextField(blank=True)
     mail = models.TextField(blank=True)
@@ -321,7 +323,9 @@ class MirroredUser(models.Model):
 
 
 class MirroredGroup(models.Model):
-    directory = models.ForeignKey(Directory, on_delete=models.CASCADE, related_name="+")
+    directory = models.ForeignKey(
+        Directory, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     entra_id = models.CharField(max_length=64)
     display_name = models.TextField(blank=True)
     description = models.TextField(blank=True)
@@ -350,7 +354,10 @@ class MirroredEdge(models.Model):
         USER = "user", "User"
         GROUP = "group", "Group"
 
-    directory = models.ForeignKey(Directory, on_delete=models.CASCADE, related_name="+")
+    # As Membership's: no lone index (the unique constraint's leads with it), no constraint.
+    directory = models.ForeignKey(
+        Directory, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
     group_id = models.CharField(max_length=64)
     member_id = models.CharField(max_length=64)
     member_kind = models.CharField(max_length=8, choices=Kind.choices)

@@ -43,7 +43,10 @@ class UserType(models.TextChoices):
 
 
 class SyncedUser(models.Model):
-    directory = models.ForeignKey(Directory, on_delete=models.CASCADE, related_name="users")
+    # Not indexed alone: the (directory, entra_id) constraint's index starts with it.
+    directory = models.ForeignKey(
+        Directory, on_delete=models.CASCADE, related_name="users", db_index=False
+    )
     entra_id = models.CharField("object id", max_length=64)
     user_principal_name = models.CharField("user principal name", max_length=320)
     mail = models.CharField(max_length=320, blank=True)
@@ -82,7 +85,9 @@ class SyncedUser(models.Model):
 
 
 class SyncedGroup(models.Model):
-    directory = models.ForeignKey(Directory, on_delete=models.CASCADE, related_name="groups")
+    directory = models.ForeignKey(
+        Directory, on_delete=models.CASCADE, related_name="groups", db_index=False
+    )
     entra_id = models.CharField("object id", max_length=64)
     display_name = models.CharField(max_length=256, blank=True)
     description = models.TextField(blank=True)
@@ -117,9 +122,22 @@ class SyncedGroup(models.Model):
 class Membership(models.Model):
     """A user is in a group, directly or through nested groups."""
 
-    directory = models.ForeignKey(Directory, on_delete=models.CASCADE, related_name="memberships")
-    group = models.ForeignKey(SyncedGroup, on_delete=models.CASCADE, related_name="memberships")
-    user = models.ForeignKey(SyncedUser, on_delete=models.CASCADE, related_name="memberships")
+    # A large tenant has millions of memberships, and each index and foreign-key check costs
+    # on every insert. The directory is always the group's (no database constraint needed);
+    # the single-column indexes would repeat the first column of the indexes below.
+    directory = models.ForeignKey(
+        Directory,
+        on_delete=models.CASCADE,
+        related_name="memberships",
+        db_index=False,
+        db_constraint=False,
+    )
+    group = models.ForeignKey(
+        SyncedGroup, on_delete=models.CASCADE, related_name="memberships", db_index=False
+    )
+    user = models.ForeignKey(
+        SyncedUser, on_delete=models.CASCADE, related_name="memberships", db_index=False
+    )
     first_synced_at = models.DateTimeField()
     removed_at = models.DateTimeField(null=True, blank=True)
 

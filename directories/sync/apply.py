@@ -34,18 +34,15 @@ def _apply_objects(
 ) -> dict[str, int]:
     """Create, update, revive and mark removed; return the pk of every row by Entra id."""
     manager: Any = model._default_manager
-    created = manager.bulk_create(
-        [
-            model(
-                directory=directory,
-                entra_id=entra_id,
-                first_synced_at=now,
-                changed_at=now,
-                **values,
-            )
+    # New rows go in as plain tuples (COPY / executemany): a first sync creates 100,000 users,
+    # and a model instance per row costs more than the database does.
+    insert_rows(
+        model,
+        ("directory_id", "entra_id", *fields, "first_synced_at", "changed_at", "removed_at"),
+        (
+            (directory.pk, entra_id, *(values[f] for f in fields), now, now, None)
             for entra_id, values in changes.create.items()
-        ],
-        batch_size=BATCH,
+        ),
     )
     changed = [
         model(pk=pk, changed_at=now, removed_at=None, **values)
@@ -56,14 +53,11 @@ def _apply_objects(
         manager.filter(pk__in=pks).update(removed_at=now)
 
     pk_by_entra_id = dict(changes.pk_by_entra_id)
-    if any(obj.pk is None for obj in created):  # a backend that cannot return new ids
-        pk_by_entra_id.update(
-            manager.filter(directory=directory, entra_id__in=list(changes.create)).values_list(
-                "entra_id", "pk"
-            )
-        )
-    else:
-        pk_by_entra_id.update((obj.entra_id, obj.pk) for obj in created)
+    rows = manager.filter(directory=directory)
+    if len(changes.create) <= BATCH:
+        rows = rows.filter(entra_id__in=list(changes.create))
+    if changes.create:
+        pk_by_entra_id.update(rows.values_list("entra_id", "pk").iterator(chunk_size=5000))
     return pk_by_entra_id
 
 
@@ -77,7 +71,8 @@ def apply_plan(*, directory: Directory, plan: SyncPlan, now: datetime) -> None:
             ("directory_id", "group_id", "user_id", "first_synced_at"),
             (
                 (directory.pk, group_pks[group_id], user_pks[user_id], now)
-                for group_id, user_id in plan.memberships_create
+                for group_id, user_ids in plan.memberships_create.items()
+                for user_id in user_ids
             ),
         )
         for pks in _chunks(plan.memberships_revive):

@@ -7,7 +7,7 @@ building a model instance per row costs more than the database does.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from itertools import islice
 from typing import Any
@@ -23,12 +23,21 @@ def _chunks(rows: Iterable[tuple[Any, ...]], size: int = CHUNK) -> Iterator[list
         yield chunk
 
 
-def _adapt(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return connection.ops.adapt_datetimefield_value(value)
-    if isinstance(value, (list, dict)):
-        return json.dumps(value)
-    return value
+def _adapter() -> Callable[[Any], Any]:
+    """Adapt values for executemany; a run writes one timestamp a million times: once."""
+    datetimes: dict[datetime, Any] = {}
+
+    def adapt(value: Any) -> Any:
+        if isinstance(value, datetime):
+            adapted = datetimes.get(value)
+            if adapted is None:
+                adapted = datetimes[value] = connection.ops.adapt_datetimefield_value(value)
+            return adapted
+        if isinstance(value, (list, dict)):
+            return json.dumps(value)
+        return value
+
+    return adapt
 
 
 def insert_rows(
@@ -53,7 +62,8 @@ def insert_rows(
             return count
         values = ", ".join(["%s"] * len(columns))
         sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values})"
+        adapt = _adapter()
         for chunk in _chunks(rows):
-            cursor.executemany(sql, [tuple(_adapt(v) for v in row) for row in chunk])
+            cursor.executemany(sql, [tuple(map(adapt, row)) for row in chunk])
             count += len(chunk)
     return count

@@ -19,6 +19,7 @@ from directories.services.graph import graph_client_for
 from directories.services.notifications import directory_notify_run
 
 from .apply import apply_plan
+from .collector import collector_paused
 from .guard import mass_deletion_reason, planned_removals
 from .lock import SyncLockLost, directory_lock
 from .plan import SyncPlan, plan_changes, plan_unchanged
@@ -112,7 +113,10 @@ def directory_sync(
             read_mode=read.read_mode,
         )
 
-    with directory_lock(directory, ttl_seconds=settings.SYNC_LOCK_TTL_SECONDS) as lock:
+    with (
+        directory_lock(directory, ttl_seconds=settings.SYNC_LOCK_TTL_SECONDS) as lock,
+        collector_paused(),
+    ):
         run = SyncRun.objects.create(directory=directory, trigger=trigger)
         plan: SyncPlan | None = None
         error: GraphError | None = None
@@ -142,6 +146,7 @@ def directory_sync(
                 if read.snapshot is None
                 else plan_changes(directory=directory, snapshot=read.snapshot)
             )
+            read.snapshot = None  # the plan holds what apply needs: free the rest before it
             lock.renew(force=True)
             _guard_or_apply(
                 directory, run, plan, allow_mass_delete=allow_mass_delete, save_read=read.save

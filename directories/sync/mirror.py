@@ -142,13 +142,14 @@ def snapshot_from(mirror: Mirror, scope: SyncScope) -> Snapshot:
     """
     groups: dict[str, GraphGroup] = {}
     users: dict[str, GraphUser] = {}
-    memberships: set[tuple[str, str]] = set()
+    members: dict[str, set[str]] = {}
     for group_id in scope_roots(mirror, scope):
         groups[group_id] = mirror.groups[group_id]
-        for user_id in mirror.transitive_users(group_id):
-            users[user_id] = mirror.users[user_id]
-            memberships.add((group_id, user_id))
-    return Snapshot(groups=groups, users=users, memberships=frozenset(memberships))
+        members[group_id] = user_ids = mirror.transitive_users(group_id)
+        for user_id in user_ids:
+            if user_id not in users:
+                users[user_id] = mirror.users[user_id]
+    return Snapshot(groups=groups, users=users, members=members)
 
 
 def apply_user_changes(mirror: Mirror, changes: Iterable[UserChange]) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,6 +11,8 @@ from directories.models import Directory, RunCounts
 from identities.models import Membership, SyncedGroup, SyncedUser
 
 from .snapshot import Snapshot
+
+CHUNK = 5000  # rows fetched at a time: a large tenant's rows are streamed, not listed
 
 # SyncedUser and SyncedGroup columns a sync writes, which MirroredUser and MirroredGroup share
 # (not Graph's names: see graph.client's USER_FIELDS and GROUP_FIELDS for those).
@@ -82,7 +85,7 @@ class ObjectChanges:
 class SyncPlan:
     users: ObjectChanges
     groups: ObjectChanges
-    memberships_create: list[tuple[str, str]]  # (group entra id, user entra id)
+    memberships_create: dict[str, list[str]]  # group entra id -> user entra ids to add
     memberships_revive: list[int]
     memberships_remove: list[int]
     memberships_seen: int
@@ -106,7 +109,8 @@ class SyncPlan:
 
     @property
     def memberships_created(self) -> int:
-        return len(self.memberships_create) + len(self.memberships_revive)
+        added = sum(len(user_ids) for user_ids in self.memberships_create.values())
+        return added + len(self.memberships_revive)
 
     def counts(self) -> RunCounts:
         """Seen, created, updated and removed per kind: what a run records if it applies."""
@@ -131,7 +135,7 @@ def _object_counts(changes: ObjectChanges) -> dict[str, int]:
 
 
 def _diff(
-    existing: list[dict[str, Any]],
+    existing: Iterable[dict[str, Any]],
     wanted: dict[str, dict[str, Any]],
     fields: tuple[str, ...],
     name_field: str,
@@ -160,49 +164,55 @@ def _diff(
 def plan_changes(*, directory: Directory, snapshot: Snapshot) -> SyncPlan:
     """Compare the snapshot with the stored directory; reads only."""
     users = _diff(
-        list(
-            SyncedUser.objects.filter(directory=directory).values(
-                "pk", "entra_id", "removed_at", *USER_COLUMNS
-            )
-        ),
+        SyncedUser.objects.filter(directory=directory)
+        .values("pk", "entra_id", "removed_at", *USER_COLUMNS)
+        .iterator(chunk_size=CHUNK),
         {u.id: user_fields(u) for u in snapshot.users.values()},
         USER_COLUMNS,
         "user_principal_name",
     )
     groups = _diff(
-        list(
-            SyncedGroup.objects.filter(directory=directory).values(
-                "pk", "entra_id", "removed_at", *GROUP_COLUMNS
-            )
-        ),
+        SyncedGroup.objects.filter(directory=directory)
+        .values("pk", "entra_id", "removed_at", *GROUP_COLUMNS)
+        .iterator(chunk_size=CHUNK),
         {g.id: group_fields(g) for g in snapshot.groups.values()},
         GROUP_COLUMNS,
         "display_name",
     )
     entra_by_user_pk = {pk: entra for entra, pk in users.pk_by_entra_id.items()}
     entra_by_group_pk = {pk: entra for entra, pk in groups.pk_by_entra_id.items()}
-    wanted = set(snapshot.memberships)
-    stored: set[tuple[str, str]] = set()
+    wanted = snapshot.members
+    # Wanted users not stored yet, per group; a group's set is copied before its first
+    # discard, so a first sync (nothing stored) plans without copying a million ids.
+    missing: dict[str, set[str]] = dict(wanted)
+    copied: set[str] = set()
     revive: list[int] = []
     remove: list[int] = []
     present_before = 0
-    for pk, group_pk, user_pk, removed_at in Membership.objects.filter(
-        directory=directory
-    ).values_list("pk", "group_id", "user_id", "removed_at"):
-        key = (entra_by_group_pk[group_pk], entra_by_user_pk[user_pk])
-        stored.add(key)
-        present_before += removed_at is None
-        if removed_at is None and key not in wanted:
-            remove.append(pk)
-        elif removed_at is not None and key in wanted:
+    rows = Membership.objects.filter(directory=directory).values_list(
+        "pk", "group_id", "user_id", "removed_at"
+    )
+    for pk, group_pk, user_pk, removed_at in rows.iterator(chunk_size=CHUNK):
+        group_id, user_id = entra_by_group_pk[group_pk], entra_by_user_pk[user_pk]
+        is_wanted = user_id in wanted.get(group_id, ())
+        if is_wanted:
+            if group_id not in copied:
+                missing[group_id] = set(missing[group_id])
+                copied.add(group_id)
+            missing[group_id].discard(user_id)
+        if removed_at is None:
+            present_before += 1
+            if not is_wanted:
+                remove.append(pk)
+        elif is_wanted:
             revive.append(pk)
     return SyncPlan(
         users=users,
         groups=groups,
-        memberships_create=sorted(wanted - stored),
+        memberships_create={g: sorted(ids) for g, ids in sorted(missing.items()) if ids},
         memberships_revive=revive,
         memberships_remove=remove,
-        memberships_seen=len(wanted),
+        memberships_seen=snapshot.membership_count,
         memberships_present_before=present_before,
     )
 
@@ -215,7 +225,7 @@ def plan_unchanged(*, directory: Directory) -> SyncPlan:
     return SyncPlan(
         users=ObjectChanges(present_before=users, seen=users),
         groups=ObjectChanges(present_before=groups, seen=groups),
-        memberships_create=[],
+        memberships_create={},
         memberships_revive=[],
         memberships_remove=[],
         memberships_seen=memberships,
