@@ -12,6 +12,7 @@ import hashlib
 import logging
 import random
 import re
+import sys
 import threading
 import time
 import uuid
@@ -1049,7 +1050,7 @@ def _user(item: Any) -> GraphUser:
     data = _require_id(item, "user")
     enabled = data.get("accountEnabled")
     return GraphUser(
-        id=data["id"],
+        id=sys.intern(data["id"]),  # the same id comes back in member lists: one copy
         user_principal_name=_text(data.get("userPrincipalName")) or "",
         mail=_text(data.get("mail")) or None,
         display_name=_text(data.get("displayName")) or "",
@@ -1066,7 +1067,7 @@ def _group(item: Any) -> GraphGroup:
     if not isinstance(types, list):
         types = []
     return GraphGroup(
-        id=data["id"],
+        id=sys.intern(data["id"]),
         display_name=_text(data.get("displayName")) or "",
         description=_text(data.get("description")),
         mail=_text(data.get("mail")) or None,

@@ -13,6 +13,7 @@ removal wins, and membership events per (group, member) keep only the last one.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from types import MappingProxyType
 from typing import Any
@@ -68,7 +69,8 @@ def member_ref(item: Any, *, request_id: str | None = None) -> MemberRef:
             f"Microsoft Graph sent group member {item['id']} without its @odata.type.",
             request_id=request_id,
         )
-    return MemberRef(id=item["id"], kind=MEMBER_KINDS.get(odata_type, "other"))
+    # Interned: a large tenant lists each user id in many groups, and one copy will do.
+    return MemberRef(id=sys.intern(item["id"]), kind=MEMBER_KINDS.get(odata_type, "other"))
 
 
 def _item_id(item: Any, kind: str, request_id: str | None) -> str:
