@@ -43,10 +43,18 @@ class Mirror:
     group_members: dict[str, set[str]] = field(default_factory=dict)  # group -> direct groups
     members_known: set[str] = field(default_factory=set)
     journal: MirrorJournal = field(default_factory=MirrorJournal)
+    # A full read is written whole (`mirror_replace`): journaling its million edges would
+    # only cost memory.
+    journaling: bool = True
 
     def set_members(self, group_id: str, members: Iterable[MemberRef]) -> None:
         """A group's complete direct member list (a full read of it)."""
         users, groups = _split(members)
+        if not self.journaling:
+            self.user_members[group_id] = users
+            self.group_members[group_id] = groups
+            self.members_known.add(group_id)
+            return
         old_users = self.user_members.get(group_id, set())
         old_groups = self.group_members.get(group_id, set())
         journal = self.journal
@@ -71,8 +79,9 @@ class Mirror:
         if user_id in users:
             return False
         users.add(user_id)
-        self.journal.edges_added[(group_id, user_id)] = "user"
-        self.journal.edges_removed.discard((group_id, user_id))
+        if self.journaling:
+            self.journal.edges_added[(group_id, user_id)] = "user"
+            self.journal.edges_removed.discard((group_id, user_id))
         return True
 
     def closure_groups(self, roots: Iterable[str]) -> set[str]:
@@ -92,7 +101,15 @@ class Mirror:
         return seen
 
     def transitive_users(self, group_id: str) -> set[str]:
-        """Users in a group directly or through any depth of nesting (present users only)."""
+        """Users in a group directly or through any depth of nesting (present users only).
+
+        Do not change the set returned: for a group without nested groups whose users are all
+        present, it is the mirror's own set (most groups; a copy of each would cost as much
+        as the mirror's edges).
+        """
+        direct = self.user_members.get(group_id, set())
+        if not self.group_members.get(group_id) and direct <= self.users.keys():
+            return direct
         users: set[str] = set()
         for nested in self.closure_groups([group_id]):
             users.update(u for u in self.user_members.get(nested, ()) if u in self.users)

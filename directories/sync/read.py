@@ -138,7 +138,7 @@ def _full_read(
     # Taken first, so the next delta round replays whatever changes during this read.
     users_link = client.latest_delta_link("users")
     groups_link = client.latest_delta_link("groups")
-    mirror = Mirror()
+    mirror = Mirror(journaling=False)
     mirror.users = {u.id: u for u in client.users()}
     mirror.groups = {g.id: g for g in client.groups()}
     _read_missing_members(mirror, client, scope, progress, workers)
