@@ -5,7 +5,12 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install install-dev test lint format run demo emulator browser-tools migrate benchmark clean
+# With DEBUG off, entra-sync refuses to start without a secret key of its own (django-q2 runs
+# any task signed with it). The local targets use a random one made once for this checkout
+# (.secret_key, git-ignored, kept by `make clean`), unless SECRET_KEY is set.
+KEYED := SECRET_KEY="$${SECRET_KEY:-$$(cat .secret_key)}"
+
+.PHONY: install install-dev test lint format run demo stack emulator browser-tools migrate benchmark clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +28,9 @@ $(BIN)/.installed-dev: requirements.txt requirements-dev.txt $(BIN)/.installed
 
 install: $(BIN)/.installed
 
+.secret_key:
+	umask 077; $(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))' > $@.new && mv $@.new $@
+
 install-dev: $(BIN)/.installed-dev
 
 test: install-dev browser-tools
@@ -37,14 +45,21 @@ format: install-dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-migrate: install
-	$(BIN)/python manage.py migrate --verbosity 0
+migrate: install | .secret_key
+	$(KEYED) $(BIN)/python manage.py migrate --verbosity 0
 
+# runserver (DEBUG on unless set) and a qcluster for the scheduled and Sync Now syncs. `exec`
+# hands make's signals to `serve`: Ctrl-C or SIGTERM stops both within seconds.
 run: migrate
-	$(BIN)/python manage.py ensure_admin --url http://$(HOST):$(PORT)/admin/
-	@# The django-q2 cluster runs the scheduled and Sync Now syncs beside the admin.
-	$(BIN)/python manage.py qcluster & QCLUSTER=$$!; trap 'kill $$QCLUSTER 2>/dev/null' EXIT INT TERM; \
-	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py runserver $(HOST):$(PORT)
+	$(KEYED) $(BIN)/python manage.py ensure_admin --url http://$(HOST):$(PORT)/admin/
+	exec env $(KEYED) $(BIN)/python manage.py serve --web runserver --bind $(HOST):$(PORT)
+
+# The production shape on one machine (README "Production deployment"): gunicorn and two
+# qclusters against DATABASE_URL and REDIS_URL, with the deployment's own SECRET_KEY.
+stack: install
+	$(BIN)/python manage.py migrate --noinput --verbosity 0
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	exec $(BIN)/python manage.py serve --web gunicorn --bind $(HOST):$(PORT) --qclusters 2
 
 # Browser tests drive Debian's Chromium, and the demo adds its local CA to Chrome/Chromium's
 # store with certutil (libnss3-tools). Installed when apt-get can (root); tests that need them
@@ -60,13 +75,13 @@ browser-tools:
 	fi
 
 demo: migrate browser-tools
-	$(BIN)/python manage.py demo --port $(PORT)
+	exec env $(KEYED) $(BIN)/python manage.py demo --port $(PORT)
 
-emulator: install
-	$(BIN)/python manage.py graph_emulator
+emulator: install | .secret_key
+	$(KEYED) $(BIN)/python manage.py graph_emulator
 
 benchmark: migrate
-	$(BIN)/python manage.py benchmark_sync --users 10000 --groups 500
+	$(KEYED) $(BIN)/python manage.py benchmark_sync --users 10000 --groups 500
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles
