@@ -22,6 +22,21 @@ def sync_runs_recent(
     return runs[:limit]
 
 
+def sync_run_started_since(
+    *, directory: Directory, trigger: str, since: datetime
+) -> SyncRun | None:
+    """The first run of `directory` started by `trigger` at or after `since`.
+
+    For a caller whose sync raised: the engine records the run before it re-raises.
+    """
+    return (
+        SyncRun.objects.select_related("directory")
+        .filter(directory=directory, trigger=trigger, started_at__gte=since)
+        .order_by("pk")
+        .first()
+    )
+
+
 def _summary(
     *,
     run_id: int | None,
@@ -99,4 +114,35 @@ def sync_outcome_summary(outcome: SyncOutcome) -> dict[str, Any]:
         requests=outcome.requests,
         retries=outcome.retries,
         error=None,
+    )
+
+
+def sync_failure_summary(
+    *,
+    directory: Directory,
+    error_class: str,
+    message: str,
+    remediation: str,
+    request_id: str | None = None,
+) -> dict[str, Any]:
+    """The summary of a sync that failed without a recorded run (a dry run, a crash before
+    the run existed), in the same shape as every other."""
+    return _summary(
+        run_id=None,
+        directory=directory.name,
+        trigger=SyncRun.Trigger.COMMAND,
+        status=SyncRun.Status.FAILED,
+        read_mode="",
+        started_at=None,
+        finished_at=None,
+        seconds=None,
+        counts=SyncRun().counts(),  # all zero, in the usual shape
+        requests=0,
+        retries=0,
+        error={
+            "class": error_class,
+            "message": message,
+            "remediation": remediation,
+            "request_id": request_id,
+        },
     )

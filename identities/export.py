@@ -85,9 +85,11 @@ def write_users_csv(data: dict[str, Any], stream: TextIO) -> None:
     """One row per user; `groups` holds the object ids of its groups, separated by ';'.
 
     Names come from Entra ID, where anyone who may edit a profile can type `=HYPERLINK(…)`:
-    every cell goes through `csv_cell`.
+    every cell goes through `csv_cell`. Rows end in CRLF (RFC 4180), because the csv module
+    quotes only the line breaks its terminator holds: with "\n" alone, a cell holding "\r"
+    went out unquoted and a spreadsheet split the row there.
     """
-    writer = csv.DictWriter(stream, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(stream, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
     writer.writeheader()
     for user in data["users"]:
         row = {key: user.get(key) for key in CSV_COLUMNS}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 from django.db import IntegrityError, transaction
 
 from directories.graph import is_guid
@@ -14,22 +16,48 @@ class DirectoryInputError(ValueError):
     """Bad input from a person: an unknown name, a malformed tenant id, a duplicate."""
 
 
+# Control characters and line or paragraph separators: a name holding one would break the
+# one-line messages that name it.
+LINE_BREAKING = frozenset({"Cc", "Zl", "Zp"})
+# The largest primary key any of our databases stores (a signed 64-bit integer).
+MAX_ID = 2**63 - 1
+
+
 def directory_get(identifier: str) -> Directory:
     """A directory by its unique name or its numeric id."""
     directory = Directory.objects.filter(name=identifier).first()
-    if directory is None and identifier.isdigit():
-        directory = Directory.objects.filter(pk=int(identifier)).first()
+    # isdigit() alone accepts '²' and other digits int() refuses.
+    if directory is None and identifier.isascii() and identifier.isdigit():
+        pk = int(identifier)
+        if pk <= MAX_ID:
+            directory = Directory.objects.filter(pk=pk).first()
     if directory is None:
         known = ", ".join(Directory.objects.values_list("name", flat=True)[:10]) or "none yet"
         raise DirectoryInputError(f"No directory named {identifier!r} (known: {known}).")
     return directory
 
 
+def directory_name_check(name: str) -> None:
+    """Refuse a name the database would cut or refuse, or that would break a one-line message.
+
+    SQLite stores a name of any length, PostgreSQL refuses one longer than the column: the
+    same rule on both.
+    """
+    if not name:
+        raise DirectoryInputError("A directory needs a name.")
+    limit = Directory._meta.get_field("name").max_length or 0
+    if len(name) > limit:
+        raise DirectoryInputError(
+            f"A directory name has at most {limit} characters (this one has {len(name)})."
+        )
+    if any(unicodedata.category(char) in LINE_BREAKING for char in name):
+        raise DirectoryInputError("A directory name cannot hold line breaks or control characters.")
+
+
 def directory_add(*, name: str, mode: str, tenant_id: str = "") -> Directory:
     """Record a directory; like one added in the admin, it syncs only once verified."""
     name = name.strip()
-    if not name:
-        raise DirectoryInputError("A directory needs a name.")
+    directory_name_check(name)
     if mode not in SyncMode.values:
         raise DirectoryInputError(f"Unknown mode {mode!r}: use 'assigned' or 'all'.")
     if tenant_id and not is_guid(tenant_id):

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from directories.management.base import EntraSyncCommand
 from directories.models import SyncMode
 from directories.services.directories import DirectoryInputError, directory_add
 
 
-class Command(BaseCommand):
+class Command(EntraSyncCommand):
     help = "Record a directory to sync. Like one added in the admin, it syncs once verified."
 
     def add_arguments(self, parser: CommandParser) -> None:

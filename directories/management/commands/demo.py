@@ -23,8 +23,9 @@ from types import FrameType
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from directories.management.base import EntraSyncCommand
 from entra_emulator import DEFAULT_ADMIN_PASSWORD, DEFAULT_AUTH_APP_ID, generate_tenant
 from entra_emulator.server import EmulatorLaunch, emulator_launch
 from entra_emulator.tls import trust_in_browsers
@@ -32,8 +33,9 @@ from entra_emulator.tls import trust_in_browsers
 DIRECTORY_NAME = "Contoso (demo)"
 
 
-class Command(BaseCommand):
+class Command(EntraSyncCommand):
     help = "Run the admin, a task cluster and an emulated Contoso tenant, ready to click through."
+    quiet_logs = False  # runs until stopped; its log lines are part of what it shows
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--port", type=int, default=8000, help="Admin port")

@@ -8,10 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.exceptions import ValidationError
+from django.core.management.base import CommandError, CommandParser
+from django.db.models import Field
+
+from directories.management.base import EntraSyncCommand
 
 
-class Command(BaseCommand):
+class Command(EntraSyncCommand):
     help = "Create an 'admin' superuser with a random password if no superuser exists."
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -41,14 +45,33 @@ class Command(BaseCommand):
                 "`manage.py changepassword USER` resets a password)."
             )
             return
+        username = _checked_username(options["username"])
         password = secrets.token_urlsafe(12)
-        users.objects.create_superuser(username=options["username"], password=password, email="")
         if saved:
-            saved.parent.mkdir(parents=True, exist_ok=True)
-            saved.write_text(password + "\n")
-            os.chmod(saved, 0o600)
+            # Before the account exists: a password nobody can read back is no use.
+            try:
+                saved.parent.mkdir(parents=True, exist_ok=True)
+                saved.write_text(password + "\n")
+                os.chmod(saved, 0o600)
+            except OSError as exc:
+                raise CommandError(f"Cannot write {saved}: {exc.strerror}.") from exc
+        users.objects.create_superuser(username=username, password=password, email="")
         self.stdout.write(
             f"Created the admin account. Log in at {options['url']} as "
-            f"{options['username']} / {password}"
+            f"{username} / {password}"
             + ("" if saved else " (shown once; change it after logging in).")
         )
+
+
+def _checked_username(username: str) -> str:
+    """The username as the user model's own field rules it (length, allowed characters)."""
+    users = get_user_model()
+    field = users._meta.get_field(users.USERNAME_FIELD)
+    assert isinstance(field, Field)
+    try:
+        field.clean(username, None)
+    except ValidationError as exc:
+        raise CommandError(
+            f"Cannot use {username[:40]!r} as a username: {' '.join(exc.messages)}"
+        ) from exc
+    return username

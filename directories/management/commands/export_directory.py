@@ -6,13 +6,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from directories.management.base import EntraSyncCommand
 from directories.services.directories import DirectoryInputError, directory_get
 from identities.export import directory_export_data, write_users_csv
 
 
-class Command(BaseCommand):
+class Command(EntraSyncCommand):
     help = (
         "Export a directory's present users and groups. JSON holds users and groups with "
         "their members; CSV holds one row per user with its groups' object ids."

@@ -19,8 +19,9 @@ from types import FrameType
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from directories.management.base import EntraSyncCommand
 from entra_emulator import DEFAULT_AUTH_APP_ID
 from entra_emulator.scenarios import tenants_to_serve
 from entra_emulator.server import EmulatorLaunch, emulator_launch
@@ -28,11 +29,12 @@ from entra_emulator.server import EmulatorLaunch, emulator_launch
 SECRET_KEYS = ("ENTRA_CLIENT_SECRET",)
 
 
-class Command(BaseCommand):
+class Command(EntraSyncCommand):
     help = (
         "Run a local Microsoft Entra ID + Graph emulator over HTTPS and print the settings "
         "that point entra-sync at it. Runs until Ctrl-C."
     )
+    quiet_logs = False  # runs until stopped; its log lines are part of what it shows
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1", help="Loopback address to bind")

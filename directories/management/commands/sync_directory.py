@@ -3,24 +3,77 @@
 from __future__ import annotations
 
 import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
+from django.utils import timezone
 
-from directories.graph import GraphError
+from directories.graph import ErrorClass, GraphError
+from directories.management.base import (
+    EXIT_FAILED,
+    EntraSyncCommand,
+    internal_error_line,
+    one_line,
+)
 from directories.models import Directory, SyncRun
-from directories.selectors import sync_outcome_summary
+from directories.selectors import (
+    sync_failure_summary,
+    sync_outcome_summary,
+    sync_run_started_since,
+    sync_run_summary,
+)
+from directories.services.attention import schedule_pause_message
 from directories.services.directories import DirectoryInputError, directory_get
 from directories.sync import SyncAlreadyRunning, SyncOutcome, SyncRefused, directory_sync
+from directories.sync.engine import INTERNAL_REMEDIATION
 from directories.sync.plan import ObjectChanges, SyncPlan
 
-EXIT_FAILED = 1
+logger = logging.getLogger(__name__)
+
+EXIT_OK = 0
 EXIT_NEEDS_APPROVAL = 3
 LISTED = 20
 
 
-class Command(BaseCommand):
-    help = "Sync one directory (or all verified, enabled ones) in the foreground."
+def sync_exit_status(*, failed: bool, held: bool) -> int:
+    """The exit status of a command that synced one or more directories.
+
+    Broken wins: if any directory did not sync (its run failed or crashed, or it was refused
+    or already running), 1, even when another waits for approval, because something needs
+    fixing, not just a decision. Otherwise 3 if a run waits for a person's approval, else 0.
+    """
+    if failed:
+        return EXIT_FAILED
+    if held:
+        return EXIT_NEEDS_APPROVAL
+    return EXIT_OK
+
+
+@dataclass(frozen=True)
+class DirectoryResult:
+    """How one directory's sync ended, for the exit status, stderr and the JSON."""
+
+    summary: dict[str, Any] | None  # None when nothing ran (refused, already running)
+    problem: str = ""  # the one line for standard error
+    failed: bool = False
+    held: bool = False
+
+
+class Command(EntraSyncCommand):
+    help = (
+        "Sync one directory (or all verified, enabled ones) in the foreground. "
+        "Standard output has the result only (--json: the run summary, a list with --all); "
+        "standard error one line per directory that did not succeed. "
+        "Exit status: 0 every directory synced (or nothing was to sync); 1 at least one did "
+        "not (a failed or crashed run, a refused directory, a sync already running), even if "
+        "another waits for approval; 3 none failed but at least one run waits for approval "
+        "of a mass deletion (approve it in the admin, or run again with --allow-mass-delete); "
+        "2 the command line is wrong. --all skips, and counts as not synced, a directory that "
+        "needs attention (its scheduled syncs are paused); name it to sync it."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         target = parser.add_mutually_exclusive_group(required=True)
@@ -48,41 +101,105 @@ class Command(BaseCommand):
             except DirectoryInputError as exc:
                 raise CommandError(str(exc)) from exc
 
-        summaries: list[dict[str, Any]] = []
-        failures: list[str] = []
-        held = False
-        for directory in directories:
-            try:
-                outcome = directory_sync(
-                    directory=directory,
-                    trigger=SyncRun.Trigger.COMMAND,
-                    dry_run=options["dry_run"],
-                    allow_mass_delete=options["allow_mass_delete"],
-                )
-            except (SyncRefused, SyncAlreadyRunning, GraphError) as exc:
-                failures.append(f"{directory.name}: {exc}")
-                continue
-            summaries.append(sync_outcome_summary(outcome))
-            if outcome.run is None:
-                if not options["json"]:
-                    self._print_plan(outcome)
-                continue
-            if not options["json"]:
-                self._print_run(outcome)
-            if outcome.run.status == SyncRun.Status.FAILED:
-                failures.append(f"{directory.name}: {outcome.run.error_message}")
-            elif outcome.run.status == SyncRun.Status.NEEDS_APPROVAL:
-                held = True
-                failures.append(f"{directory.name}: {outcome.run.error_message}")
+        results = [
+            self._paused(directory)
+            if options["all"] and directory.needs_attention
+            else self._sync(directory, options)
+            for directory in directories
+        ]
 
         if options["json"]:
+            summaries = [r.summary for r in results if r.summary is not None]
             payload: Any = summaries if options["all"] else (summaries[0] if summaries else None)
             self.stdout.write(json.dumps(payload, indent=2))
-        if failures:
-            for line in failures[:-1]:
-                self.stderr.write(line)
-            code = EXIT_NEEDS_APPROVAL if held and len(failures) == 1 else EXIT_FAILED
-            raise CommandError(failures[-1], returncode=code)
+        problems = [r.problem for r in results if r.problem]
+        if problems:
+            for line in problems[:-1]:
+                self.stderr.write(one_line(line))
+            code = sync_exit_status(
+                failed=any(r.failed for r in results), held=any(r.held for r in results)
+            )
+            raise CommandError(problems[-1], returncode=code)
+
+    def _paused(self, directory: Directory) -> DirectoryResult:
+        """--all leaves out a directory that needs attention, as its schedule does; naming it
+        syncs it, so that an admin can check a fix."""
+        return DirectoryResult(
+            summary=None,
+            problem=f"{directory.name}: {schedule_pause_message(directory)}",
+            failed=True,
+        )
+
+    def _sync(self, directory: Directory, options: dict[str, Any]) -> DirectoryResult:
+        """Sync one directory and print it (unless --json); never raises for its failure."""
+        started = timezone.now()
+        try:
+            outcome = directory_sync(
+                directory=directory,
+                trigger=SyncRun.Trigger.COMMAND,
+                dry_run=options["dry_run"],
+                allow_mass_delete=options["allow_mass_delete"],
+            )
+        except (SyncRefused, SyncAlreadyRunning) as exc:
+            return DirectoryResult(summary=None, problem=f"{directory.name}: {exc}", failed=True)
+        except GraphError as exc:  # a dry run reads before anything is recorded
+            summary = sync_failure_summary(
+                directory=directory,
+                error_class=exc.error_class,
+                message=exc.message,
+                remediation=exc.remediation,
+                request_id=exc.request_id,
+            )
+            return DirectoryResult(summary, problem=f"{directory.name}: {exc}", failed=True)
+        except Exception as exc:
+            if options["traceback"]:
+                raise
+            return self._crashed(directory, exc, since=started, dry_run=options["dry_run"])
+
+        if outcome.run is None:
+            if not options["json"]:
+                self._print_plan(outcome)
+            return DirectoryResult(sync_outcome_summary(outcome))
+        if not options["json"]:
+            self._print_run(outcome)
+        run = outcome.run
+        problem = f"{directory.name}: {run.error_message}"
+        if run.status == SyncRun.Status.FAILED:
+            return DirectoryResult(sync_outcome_summary(outcome), problem=problem, failed=True)
+        if run.status == SyncRun.Status.NEEDS_APPROVAL:
+            return DirectoryResult(sync_outcome_summary(outcome), problem=problem, held=True)
+        return DirectoryResult(sync_outcome_summary(outcome))
+
+    def _crashed(
+        self, directory: Directory, exc: Exception, *, since: datetime, dry_run: bool
+    ) -> DirectoryResult:
+        """A bug, not a Graph failure: the traceback to the log, one line to the person.
+
+        The engine has recorded the run as failed (internal) before re-raising, unless it
+        crashed before the run existed (or in a dry run, which records nothing).
+        """
+        logger.exception("Sync of %s crashed", directory)
+        run = None
+        if not dry_run:
+            try:
+                run = sync_run_started_since(
+                    directory=directory, trigger=SyncRun.Trigger.COMMAND, since=since
+                )
+            except Exception:  # the database may be what broke: report the crash regardless
+                logger.exception("The run of %s that crashed could not be read", directory)
+        summary = (
+            sync_run_summary(run)
+            if run is not None
+            else sync_failure_summary(
+                directory=directory,
+                error_class=ErrorClass.INTERNAL,
+                message=f"Unexpected error: {type(exc).__name__}: {exc}",
+                remediation=INTERNAL_REMEDIATION,
+            )
+        )
+        return DirectoryResult(
+            summary, problem=internal_error_line(directory.name, exc), failed=True
+        )
 
     def _print_run(self, outcome: SyncOutcome) -> None:
         run = outcome.run

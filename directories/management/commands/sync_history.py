@@ -5,20 +5,26 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from directories.management.base import EntraSyncCommand
 from directories.selectors import sync_run_summary, sync_runs_recent
 from directories.services.directories import DirectoryInputError, directory_get
 
+# A database refuses a LIMIT beyond 64 bits; nobody reads more runs than this in a terminal.
+MAX_LIMIT = 100_000
 
-class Command(BaseCommand):
+
+class Command(EntraSyncCommand):
     help = "Show recent sync runs, newest first."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("directory", nargs="?", help="Only this directory (name or id)")
         parser.add_argument("--failures", action="store_true", help="Only failed and held runs")
         parser.add_argument("--json", action="store_true")
-        parser.add_argument("--limit", type=int, default=20)
+        parser.add_argument(
+            "--limit", type=int, default=20, help=f"At most this many runs (1 to {MAX_LIMIT})"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         directory = None
@@ -31,7 +37,7 @@ class Command(BaseCommand):
             sync_runs_recent(
                 directory=directory,
                 failures_only=options["failures"],
-                limit=max(1, options["limit"]),
+                limit=min(max(1, options["limit"]), MAX_LIMIT),
             )
         )
         if options["json"]:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from directories.graph import GraphError
+from directories.management.base import EntraSyncCommand
 from directories.services.directories import DirectoryInputError, directory_get
 from directories.services.verify import directory_verify
 
 
-class Command(BaseCommand):
+class Command(EntraSyncCommand):
     help = (
         "Check with the Directory Sync app's own credentials that the tenant can be read "
         "(organization and, in assigned mode, the Authentication app) and mark it verified."
