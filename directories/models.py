@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -42,6 +43,7 @@ class DirectoryStatus(models.TextChoices):
     UNVERIFIED = "unverified", "Unverified"
     SYNCING = "syncing", "Syncing"
     QUEUED = "queued", "Queued"
+    NEEDS_ATTENTION = "needs_attention", "Needs attention"
     NEEDS_APPROVAL = "needs_approval", "Needs approval"
     FAILING = "failing", "Failing"
     HEALTHY = "healthy", "Healthy"
@@ -124,6 +126,13 @@ class Directory(models.Model):
     full_read_at = models.DateTimeField(null=True, blank=True, editable=False)
     delta_scope = models.JSONField(null=True, blank=True, editable=False)
 
+    # "Needs attention": failures that will not go away by themselves (or that have lasted
+    # too long) pause the directory's schedule until someone fixes them and verifies again.
+    attention_since = models.DateTimeField(null=True, blank=True, editable=False)
+    attention_reason = models.TextField(blank=True, editable=False)
+    # When admins were last e-mailed about this directory's failures (alerts back off).
+    alerted_at = models.DateTimeField(null=True, blank=True, editable=False)
+
     objects = DirectoryQuerySet.as_manager()
 
     class Meta:
@@ -148,6 +157,12 @@ class Directory(models.Model):
         if not self.is_enabled:
             return f"{self.name} is disabled: enable it to sync."
         return None
+
+    @property
+    def needs_attention(self) -> bool:
+        """Whether failures that need a person paused its scheduled syncs (see
+        `directories.services.attention`); Sync Now and `sync_directory NAME` still run."""
+        return self.attention_since is not None
 
     @property
     def is_sync_running(self) -> bool:
@@ -181,6 +196,8 @@ class Directory(models.Model):
             return DirectoryStatus.SYNCING
         if self.is_sync_queued:
             return DirectoryStatus.QUEUED
+        if self.needs_attention:
+            return DirectoryStatus.NEEDS_ATTENTION
         if self.last_sync_status == RunStatus.NEEDS_APPROVAL:
             return DirectoryStatus.NEEDS_APPROVAL
         if self.last_sync_status == RunStatus.FAILED or self.error_class:
@@ -236,8 +253,27 @@ class SyncRun(models.Model):
     error_message = models.TextField(blank=True)
     error_remediation = models.TextField(blank=True)
     graph_request_id = models.CharField(max_length=64, blank=True)
-    # For a run held by the mass-deletion guard: what it would have removed.
+    # For a run held by the mass-deletion guard: what it would have removed (a list to
+    # review), and every user and group id it would have removed (what an approval allows).
     planned_removals = models.JSONField(default=dict, blank=True)
+    held_removals = models.JSONField(default=dict, blank=True, editable=False)
+    # A run that applies an admin's approval of a held run: which one, who, when.
+    approved_run = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="approvals"
+    )
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    # The directory lock this run holds: a "running" run whose token no longer holds the
+    # lock was abandoned by its worker (killed, out of memory) and is reclaimed.
+    lock_token = models.CharField(max_length=64, blank=True, editable=False)
+    # Objects Graph sent that could not be stored (skipped) or were cleaned, in words.
+    warnings = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-started_at"]

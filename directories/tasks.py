@@ -1,4 +1,4 @@
-"""django-q2 tasks for syncing.
+"""django-q2 tasks for syncing, and the daily prune of old history.
 
 Tasks are thin: they take ids (a task package must survive pickling and a trip through Redis
 or the database), load the directory and call `directory_sync`. Expected failures are recorded
@@ -12,21 +12,29 @@ import logging
 from typing import Any
 
 from .graph import GraphError
-from .models import Directory
+from .models import Directory, SyncRun
 from .selectors import sync_run_summary
+from .services.attention import directory_schedule_pause
+from .services.retention import history_prune
 from .services.schedules import directory_schedule_remove, directory_schedule_sync
 from .sync import SyncAlreadyRunning, SyncRefused, directory_sync
+from .sync.engine import Approval
+from .sync.reclaim import reclaim_interrupted_runs
 
 logger = logging.getLogger(__name__)
 
 
 def run_directory_sync(
-    directory_id: int, trigger: str, queued: bool = False, allow_mass_delete: bool = False
+    directory_id: int,
+    trigger: str,
+    queued: bool = False,
+    approved_run_id: int | None = None,
+    approved_by_id: int | None = None,
 ) -> dict[str, Any]:
     """The task: sync one directory and return the run summary (or why nothing ran).
 
     `queued` is set by `directory_sync_enqueue`, whose marker this task clears as it starts;
-    `allow_mass_delete` by an admin's approval of a held run.
+    `approved_run_id` / `approved_by_id` by an admin's approval of a held run.
     """
     if queued:
         Directory.objects.filter(pk=directory_id).update(sync_requested_at=None, sync_task_id="")
@@ -35,10 +43,18 @@ def run_directory_sync(
         directory_schedule_remove(directory_id=directory_id)
         logger.info("Directory %s no longer exists; its sync was dropped.", directory_id)
         return {"status": "missing", "directory_id": directory_id}
+    if trigger == SyncRun.Trigger.SCHEDULE:
+        # Needs attention: the schedule keeps firing (for reminders) but syncs nothing.
+        paused = directory_schedule_pause(directory=directory)
+        if paused is not None:
+            return paused
     try:
-        outcome = directory_sync(
-            directory=directory, trigger=trigger, allow_mass_delete=allow_mass_delete
+        approval = (
+            Approval(run_id=approved_run_id, user_id=approved_by_id)
+            if approved_run_id is not None
+            else None
         )
+        outcome = directory_sync(directory=directory, trigger=trigger, approval=approval)
     except SyncRefused as exc:
         # A schedule that outlived its directory's verification or enablement: repair it.
         directory_schedule_sync(directory=directory)
@@ -53,3 +69,18 @@ def run_directory_sync(
         return {"status": "failed", "directory": directory.name, "message": exc.message}
     assert outcome.run is not None  # not a dry run
     return sync_run_summary(outcome.run)
+
+
+def run_history_prune() -> dict[str, Any]:
+    """The daily task: prune old sync runs and long-removed objects (`history_prune`)."""
+    result = history_prune().as_dict()
+    logger.info("History pruned: %s", result)
+    return result
+
+
+def run_reclaim_interrupted() -> dict[str, Any]:
+    """Every few minutes: fail, count and report the runs whose worker died."""
+    reclaimed = reclaim_interrupted_runs()
+    if reclaimed:
+        logger.warning("Reclaimed %d interrupted sync run(s).", len(reclaimed))
+    return {"reclaimed": [run.pk for run in reclaimed]}

@@ -34,6 +34,7 @@ from directories.services.directories import directory_delete, directory_save
 from directories.services.schedules import SCHEDULE_PREFIX
 from directories.services.sync_now import SyncAlreadyQueued, directory_sync_enqueue
 from directories.sync import SyncAlreadyRunning, SyncRefused
+from directories.sync.engine import Approval
 from identities.models import Membership, SyncedGroup, SyncedUser
 
 from .charts import history_chart_svg, seconds_rounded
@@ -178,12 +179,17 @@ class DirectoryAdmin(admin.ModelAdmin[Directory]):
     @admin.display(description="Status")
     def card_status(self, obj: Directory) -> str:
         status = obj.status()
-        return format_html(
+        badge = format_html(
             '<span class="badge badge-{}" title="{}">{}</span>',
             status.value,
-            obj.error_message or obj.last_sync_summary,
+            obj.attention_reason or obj.error_message or obj.last_sync_summary,
             status.label,
         )
+        if not obj.needs_attention:
+            return badge
+        # Why its schedule is paused, in a line; the badge's title has what to do.
+        cause = (obj.attention_reason.splitlines() or [""])[0]
+        return format_html('{}<span class="card-sub attention-reason">{}</span>', badge, cause)
 
     @admin.display(description="Last sync", ordering="last_sync_at")
     def card_last_sync(self, obj: Directory) -> str:
@@ -198,6 +204,8 @@ class DirectoryAdmin(admin.ModelAdmin[Directory]):
     @admin.display(description="Next sync", ordering="next_sync_at")
     def card_next_sync(self, obj: Directory) -> str:
         next_at: datetime | None = getattr(obj, "next_sync_at", None)
+        if obj.needs_attention:
+            return format_html('<span class="card-sub">{}</span>', "Paused: needs attention")
         if next_at is None:
             return format_html('<span class="card-sub">{}</span>', "Not scheduled")
         return format_html(
@@ -457,7 +465,11 @@ class DirectoryAdmin(admin.ModelAdmin[Directory]):
         return self._back(directory.pk)
 
     def approve_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        """Approve a held mass deletion: run again with the guard lifted, once."""
+        """Approve a held mass deletion: run again, allowed to remove what the held run would.
+
+        Removals beyond the reviewed ones are guarded as usual (held again, the difference
+        shown); the approver is recorded on both runs.
+        """
         directory = self._directory(request, object_id)
         latest = sync_runs_recent(directory=directory, limit=1).first()
         if latest is None or latest.status != SyncRun.Status.NEEDS_APPROVAL:
@@ -472,7 +484,7 @@ class DirectoryAdmin(admin.ModelAdmin[Directory]):
             request,
             directory,
             trigger=SyncRun.Trigger.APPROVAL,
-            allow_mass_delete=True,
+            approval=Approval(run_id=latest.pk, user_id=request.user.pk),
             queued_text="Approved: a sync that applies the planned removals of {} is queued.",
         )
         return self._back(directory.pk)
@@ -483,13 +495,11 @@ class DirectoryAdmin(admin.ModelAdmin[Directory]):
         directory: Directory,
         *,
         trigger: str = SyncRun.Trigger.MANUAL,
-        allow_mass_delete: bool = False,
+        approval: Approval | None = None,
         queued_text: str = "A sync of {} is queued; its progress shows on this page.",
     ) -> bool:
         try:
-            directory_sync_enqueue(
-                directory=directory, trigger=trigger, allow_mass_delete=allow_mass_delete
-            )
+            directory_sync_enqueue(directory=directory, trigger=trigger, approval=approval)
         except (SyncAlreadyQueued, SyncAlreadyRunning) as exc:
             self.message_user(request, str(exc), messages.WARNING)
             return False

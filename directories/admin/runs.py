@@ -7,6 +7,8 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 from django.template.loader import render_to_string
+from django.utils.html import format_html_join
+from django.utils.safestring import mark_safe
 
 from directories.models import SyncRun
 
@@ -16,7 +18,11 @@ PLANNED_REMOVALS_TEMPLATE = "admin/directories/_planned_removals.html"
 
 
 def planned_removals_context(planned: dict[str, Any]) -> dict[str, Any]:
-    """A held run's planned removals as the include shows them: listed items, complete counts."""
+    """A held run's planned removals as the include shows them: listed items, complete counts.
+
+    A run held again after an approval also shows what it would remove beyond the approved
+    run (`beyond`): the difference the approver did not review.
+    """
     kinds = []
     for kind, singular in (("users", "user"), ("groups", "group")):
         items = planned.get(kind) or []
@@ -24,7 +30,12 @@ def planned_removals_context(planned: dict[str, Any]) -> dict[str, Any]:
         kinds.append(
             {"singular": singular, "count": count, "items": items, "more": count - len(items)}
         )
-    return {"kinds": kinds, "memberships": int(planned.get("memberships_count", 0))}
+    beyond = planned.get("beyond_approval")
+    return {
+        "kinds": kinds,
+        "memberships": int(planned.get("memberships_count", 0)),
+        "beyond": planned_removals_context(beyond) if beyond else None,
+    }
 
 
 @admin.register(SyncRun)
@@ -55,9 +66,11 @@ class SyncRunAdmin(admin.ModelAdmin[SyncRun]):
                     "error_remediation",
                     "graph_request_id",
                     "planned_removals_display",
+                    "warnings_display",
                 )
             },
         ),
+        ("Approval", {"fields": ("approved_run", "approved_by", "approved_at")}),
         (
             "Changes",
             {
@@ -80,7 +93,7 @@ class SyncRunAdmin(admin.ModelAdmin[SyncRun]):
             },
         ),
     )
-    readonly_fields = ("duration_display", "planned_removals_display")
+    readonly_fields = ("duration_display", "planned_removals_display", "warnings_display")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -103,3 +116,10 @@ class SyncRunAdmin(admin.ModelAdmin[SyncRun]):
         return render_to_string(
             PLANNED_REMOVALS_TEMPLATE, {"removals": planned_removals_context(obj.planned_removals)}
         )
+
+    @admin.display(description="Warnings")
+    def warnings_display(self, obj: SyncRun) -> str:
+        """Objects Graph sent that were cleaned or skipped; the run itself succeeded."""
+        if not obj.warnings:
+            return "—"
+        return format_html_join(mark_safe("<br>"), "{}", ((w,) for w in obj.warnings))

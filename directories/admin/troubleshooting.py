@@ -17,6 +17,7 @@ from directories.models import Directory, DirectoryPermission
 from directories.services.troubleshooting import (
     ERROR_KINDS,
     default_since,
+    directories_needing_attention,
     sync_failures_recent,
     user_sync_diagnosis,
 )
@@ -61,6 +62,7 @@ def troubleshooting(request: HttpRequest) -> HttpResponse:
         "title": "Troubleshooting",
         "form": form,
         "groups": groups,
+        "needing_attention": directories_needing_attention(directory=directory),
         "kinds": ERROR_KINDS,
         "period": PERIODS.get(days, f"Last {days} days"),
         "user_form": UserDiagnosisForm(initial={"directory": directory}) if can_diagnose else None,

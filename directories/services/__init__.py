@@ -9,8 +9,11 @@ modules, so a click, the schedule and a command behave alike:
 - `consent`: Verify Now in the browser (admin consent, sign-in, probe, confirm)
 - `sync_now`: queue a sync (Sync Now, approval)
 - `schedules`: each directory's django-q2 schedule
-- `notifications`: e-mail when a directory starts failing and when it recovers
+- `attention`: "needs attention": failures that need a person pause the directory's schedule
+- `notifications`: e-mail when a directory starts failing or needs attention (reminders back
+  off) and when it recovers
 - `troubleshooting`: recent failures explained, and "Why isn't this user syncing?"
+- `retention`: prune old sync runs and long-removed objects (`prune_history`, daily)
 
 The sync engine itself is `directories.sync.engine.directory_sync`.
 """

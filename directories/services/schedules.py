@@ -53,6 +53,9 @@ def directory_schedule_sync(*, directory: Directory) -> None:
 
     Verified, enabled directories sync every SYNC_INTERVAL_MINUTES with the schedule trigger
     (Graph then gets low-priority requests); others have no schedule. Safe to call repeatedly.
+    A directory that needs attention keeps its schedule, whose task then syncs nothing and
+    reminds the admins when due (`attention.directory_schedule_pause`): pausing costs no
+    schedule change, and verifying or a successful sync resumes it without one.
     """
     name = schedule_name(directory.pk)
     if directory.sync_refusal() is not None:

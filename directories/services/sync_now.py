@@ -10,7 +10,7 @@ from django_q.tasks import async_task
 
 from directories.models import QUEUED_MARKER_TTL, Directory, SyncRun
 from directories.sync import SyncAlreadyRunning
-from directories.sync.engine import directory_check_ready
+from directories.sync.engine import Approval, directory_check_ready
 
 from .schedules import SCHEDULE_PREFIX, SYNC_TASK
 
@@ -23,13 +23,14 @@ def directory_sync_enqueue(
     *,
     directory: Directory,
     trigger: str = SyncRun.Trigger.MANUAL,
-    allow_mass_delete: bool = False,
+    approval: Approval | None = None,
 ) -> str:
     """Queue a sync of one directory (Sync Now) and return the django-q2 task id.
 
     Refuses, with a sentence for the admin, a directory that cannot sync, one whose sync is
     running, and one that already has a Sync Now waiting: one click, one run.
-    `allow_mass_delete` is for an admin's approval of a run the mass-deletion guard held.
+    `approval` names the held run an admin approved (and who): the queued sync may remove
+    what that run would have, and no more.
     """
     directory.refresh_from_db()
     directory_check_ready(directory)
@@ -48,8 +49,12 @@ def directory_sync_enqueue(
         raise SyncAlreadyQueued(
             f"A sync of {directory.name} is already queued; it starts as soon as a worker is free."
         )
-    # Only an approval carries the flag, so ordinary task packages stay as they were.
-    extra: dict[str, Any] = {"allow_mass_delete": True} if allow_mass_delete else {}
+    # Only an approval carries these, so ordinary task packages stay as they were.
+    extra: dict[str, Any] = (
+        {"approved_run_id": approval.run_id, "approved_by_id": approval.user_id}
+        if approval is not None
+        else {}
+    )
     try:
         task_id = str(
             async_task(

@@ -53,8 +53,10 @@ ERROR_KINDS: tuple[ErrorKind, ...] = (
             "The client secret is wrong or expired, or consent was not granted (or was "
             "revoked) in this tenant. Put the secret's Value (not its Secret ID) of the "
             "Directory Sync application in ENTRA_CLIENT_SECRET, creating a new secret if it "
-            "expired, and restart entra-sync. Then use Verify Now on the directory so a tenant "
-            "administrator grants admin consent again, with all permissions."
+            "expired, and restart entra-sync. With a certificate (ENTRA_CLIENT_CERTIFICATE_PATH) "
+            "instead of a secret: upload its .crt to the application under Certificates & "
+            "secrets, or create a new one if it expired. Then use Verify Now on the directory so "
+            "a tenant administrator grants admin consent again, with all permissions."
         ),
         guide_topics=(GUIDE_UNAUTHORIZED,),
     ),
@@ -127,6 +129,18 @@ ERROR_KINDS: tuple[ErrorKind, ...] = (
         remediation=(
             "Nothing was changed. If it happens again, report it with the Graph request id "
             "shown here (Microsoft support asks for it)."
+        ),
+    ),
+    ErrorKind(
+        key=ErrorClass.INTERRUPTED,
+        classes=(ErrorClass.INTERRUPTED,),
+        title="Interrupted: the worker stopped mid-sync",
+        remediation=(
+            "The process running the sync was killed, ran out of memory or was restarted "
+            "before the run finished; nothing was changed and the next sync starts over. If "
+            "it keeps happening, give the qcluster workers more memory (a large tenant's "
+            "first sync needs a few hundred MB) and check their logs and the service "
+            "manager's (systemd, the container runtime) around the run's start time."
         ),
     ),
     ErrorKind(
@@ -208,6 +222,15 @@ def sync_failures_recent(
             )
         )
     return [grouped[kind.key] for kind in ERROR_KINDS if kind.key in grouped]
+
+
+def directories_needing_attention(*, directory: Directory | None = None) -> list[Directory]:
+    """Directories whose scheduled syncs are paused (`services.attention`), longest first:
+    the page lists them before the failures, since nothing fixes them but a person."""
+    found = Directory.objects.filter(attention_since__isnull=False)
+    if directory is not None:
+        found = found.filter(pk=directory.pk)
+    return list(found.order_by("attention_since", "name"))
 
 
 # --- why isn't this user syncing? --------------------------------------------------------------

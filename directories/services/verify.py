@@ -60,12 +60,18 @@ def tenant_probe(
 
 
 def directory_mark_verified(*, directory: Directory, probe: TenantProbe) -> None:
-    """Store the probed tenant and put the directory on its sync schedule."""
+    """Store the probed tenant and put the directory on its sync schedule.
+
+    A directory that needed attention no longer does: the probe just read the tenant with the
+    app's credentials, so its scheduled syncs resume.
+    """
     Directory.objects.filter(pk=directory.pk).update(
         tenant_id=probe.tenant_id,
         tenant_name=probe.tenant_name,
         tenant_domain=probe.tenant_domain,
         verified_at=timezone.now(),
+        attention_since=None,
+        attention_reason="",
     )
     directory.refresh_from_db()
     directory_schedule_sync(directory=directory)
@@ -79,6 +85,8 @@ def directory_verify(
     On any failure the directory is left exactly as it was.
     """
     tenant_id = tenant_id.strip().lower()
+    if tenant_id and not is_guid(tenant_id):
+        raise DirectoryInputError(f"{tenant_id!r} is not a tenant id (a GUID).")
     if directory.tenant_id and tenant_id and tenant_id != directory.tenant_id.lower():
         raise GraphWrongTenant(
             f"{directory.name} is connected to tenant {directory.tenant_id}, not {tenant_id}."

@@ -15,16 +15,18 @@ from django.utils import timezone
 
 from directories.graph import ErrorClass, GraphError
 from directories.models import Directory, SyncRun
+from directories.services.attention import directory_attention_update
 from directories.services.graph import graph_client_for
 from directories.services.notifications import directory_notify_run
 
 from .apply import apply_plan
 from .collector import collector_paused
-from .guard import mass_deletion_reason, planned_removals
-from .lock import SyncLockLost, directory_lock
+from .guard import HeldRemovals, mass_deletion_reason, planned_removals, removals_beyond
+from .lock import DirectoryLock, SyncLockLost, directory_lock
 from .plan import SyncPlan, plan_changes, plan_unchanged
 from .read import directory_read
 from .reader import DirectoryReader
+from .reclaim import reclaim_interrupted_runs
 from .snapshot import FetchProgress, ProgressCallback
 
 logger = logging.getLogger(__name__)
@@ -39,6 +41,14 @@ INTERNAL_REMEDIATION = "Nothing was changed. Report this with the server log."
 
 class SyncRefused(Exception):
     """The directory cannot sync now (not verified, disabled); nothing was recorded."""
+
+
+@dataclass(frozen=True)
+class Approval:
+    """An admin's approval of a held run: the sync may remove what that run would have."""
+
+    run_id: int
+    user_id: int | None = None
 
 
 @dataclass
@@ -79,6 +89,7 @@ def directory_sync(
     trigger: str,
     dry_run: bool = False,
     allow_mass_delete: bool = False,
+    approval: Approval | None = None,
     client: DirectoryReader | None = None,
     auth_app_id: str | None = None,
     progress: ProgressCallback | None = None,
@@ -88,6 +99,8 @@ def directory_sync(
     A dry run reads and plans only. A real run holds the directory's lock, records a SyncRun
     and either applies the whole plan in one transaction or changes nothing. `client` and
     `auth_app_id` default to the configured Graph client and Authentication application.
+    `allow_mass_delete` lifts the guard (an operator's explicit flag); `approval` allows only
+    what the approved held run would have removed.
     """
     directory_check_ready(directory)
     started = time.monotonic()
@@ -117,7 +130,10 @@ def directory_sync(
         directory_lock(directory, ttl_seconds=settings.SYNC_LOCK_TTL_SECONDS) as lock,
         collector_paused(),
     ):
-        run = SyncRun.objects.create(directory=directory, trigger=trigger)
+        # Whatever is still "running" here lost its worker: we hold the lock now.
+        reclaim_interrupted_runs(directory=directory)
+        run = SyncRun.objects.create(directory=directory, trigger=trigger, lock_token=lock.token)
+        approved = _record_approval(directory, run, approval)
         plan: SyncPlan | None = None
         error: GraphError | None = None
         try:
@@ -149,7 +165,13 @@ def directory_sync(
             read.snapshot = None  # the plan holds what apply needs: free the rest before it
             lock.renew(force=True)
             _guard_or_apply(
-                directory, run, plan, allow_mass_delete=allow_mass_delete, save_read=read.save
+                directory,
+                run,
+                plan,
+                lock=lock,
+                allow_mass_delete=allow_mass_delete,
+                approved=approved,
+                save_read=read.save,
             )
         except GraphError as exc:
             error = exc
@@ -175,19 +197,48 @@ def directory_sync(
     )
 
 
+def _record_approval(
+    directory: Directory, run: SyncRun, approval: Approval | None
+) -> HeldRemovals | None:
+    """Tie this run to the held run an admin approved (who, when); None without approval.
+
+    An approval of anything but a held run of this directory allows nothing: the run is
+    guarded as usual.
+    """
+    if approval is None:
+        return None
+    held = SyncRun.objects.filter(
+        pk=approval.run_id, directory=directory, status=SyncRun.Status.NEEDS_APPROVAL
+    ).first()
+    if held is None:
+        logger.warning(
+            "Approval of run %s ignored: not a held run of %s", approval.run_id, directory
+        )
+        return None
+    now = timezone.now()
+    run.approved_run, run.approved_by_id, run.approved_at = held, approval.user_id, now
+    SyncRun.objects.filter(pk=held.pk).update(approved_by_id=approval.user_id, approved_at=now)
+    return HeldRemovals.of_run(held)
+
+
 def _guard_or_apply(
     directory: Directory,
     run: SyncRun,
     plan: SyncPlan,
     *,
+    lock: DirectoryLock,
     allow_mass_delete: bool,
+    approved: HeldRemovals | None,
     save_read: Callable[[], None],
 ) -> None:
     """Hold a plan that removes too much for approval; otherwise apply it in one transaction."""
     reason = None
     if not allow_mass_delete:
         reason = mass_deletion_reason(
-            plan, ratio=settings.SYNC_MASS_DELETE_RATIO, floor=settings.SYNC_MASS_DELETE_MIN
+            plan,
+            ratio=settings.SYNC_MASS_DELETE_RATIO,
+            floor=settings.SYNC_MASS_DELETE_MIN,
+            approved=approved,
         )
     if reason:
         run.status = SyncRun.Status.NEEDS_APPROVAL
@@ -195,9 +246,14 @@ def _guard_or_apply(
         run.error_message = reason
         run.error_remediation = APPROVAL_REMEDIATION
         run.planned_removals = planned_removals(plan)
+        if approved is not None:
+            run.planned_removals["beyond_approval"] = removals_beyond(plan, approved)
+        run.held_removals = HeldRemovals.of_plan(plan).as_json()
         return
-    # The mirror and the delta links move only with the synced copy: one transaction.
+    # The mirror and the delta links move only with the synced copy: one transaction, fenced
+    # by the lock, so two applies can never interleave whatever the timing.
     with transaction.atomic():
+        lock.fence()
         apply_plan(directory=directory, plan=plan, now=timezone.now())
         save_read()
     run.status = SyncRun.Status.SUCCEEDED
@@ -250,10 +306,19 @@ def _finish(
     if client is not None:
         run.graph_requests = client.stats.requests
         run.graph_retries = client.stats.retries
+        run.warnings = list(client.stats.warnings)
     if plan is not None:
         run.set_counts(plan.counts(), applied=run.status == SyncRun.Status.SUCCEEDED)
     run.save()
+    directory_record_outcome(directory, run)
 
+
+def directory_record_outcome(directory: Directory, run: SyncRun) -> None:
+    """The directory's summary of its latest run, failure counting and the admins' e-mail.
+
+    Called for every finished run: by the engine, and for a run whose worker died
+    (`reclaim_interrupted_runs`).
+    """
     summary: dict[str, Any] = {
         "last_sync_at": run.finished_at,
         "last_sync_status": run.status,
@@ -277,4 +342,5 @@ def _finish(
     failures_before = directory.consecutive_failures
     Directory.objects.filter(pk=directory.pk).update(**summary)
     directory.refresh_from_db()
+    directory_attention_update(directory=directory, run=run)
     directory_notify_run(directory=directory, run=run, failures_before=failures_before)

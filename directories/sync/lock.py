@@ -58,6 +58,23 @@ class DirectoryLock:
                 "it stopped without writing anything."
             )
 
+    def fence(self) -> None:
+        """Inside the apply transaction: prove the lock is still ours, and keep it so.
+
+        The conditional UPDATE fails (SyncLockLost, the transaction rolls back) if another
+        run took the lock; if not, it holds the directory row until COMMIT (PostgreSQL's row
+        lock; SQLite's one writer), so no other run can take the lock or apply meanwhile,
+        however long this apply stalls.
+        """
+        kept = Directory.objects.filter(pk=self.directory_id, sync_lock_token=self.token).update(
+            sync_lock_expires_at=timezone.now() + self.ttl
+        )
+        if not kept:
+            raise SyncLockLost(
+                "Another sync took over this directory before this one could apply its "
+                "changes; this one stopped without writing anything."
+            )
+
     def release(self) -> None:
         Directory.objects.filter(pk=self.directory_id, sync_lock_token=self.token).update(
             sync_lock_token="", sync_lock_expires_at=None

@@ -384,6 +384,8 @@ def test_approving_applies_the_held_removals(admin_client: Client, graph: FakeGr
     assert (latest.trigger, latest.status) == (SyncRun.Trigger.APPROVAL, SyncRun.Status.SUCCEEDED)
     assert latest.users_removed == 5
     assert not SyncedUser.objects.filter(directory=directory, removed_at__isnull=True).exists()
+    assert latest.approved_by is not None and latest.approved_by.username == "admin"
+    assert latest.approved_run is not None and latest.approved_run.approved_at is not None
 
 
 def test_approve_without_a_held_run_changes_nothing(admin_client: Client) -> None:

@@ -67,3 +67,26 @@ def test_runs_are_searchable_by_request_id_and_filterable(admin_client: Client) 
 
     assert found.context["cl"].result_count == 1
     assert filtered.status_code == 200 and filtered.context["cl"].result_count == 0
+
+
+def test_a_run_held_again_after_approval_shows_the_removals_beyond_it(
+    admin_client: Client,
+) -> None:
+    beyond = {"users": [{"id": "u-9", "name": "late@contoso.example"}], "users_count": 1}
+    run = SyncRunFactory(
+        status=SyncRun.Status.NEEDS_APPROVAL,
+        planned_removals={"users": [], "users_count": 31, "beyond_approval": beyond},
+    )
+
+    page = admin_client.get(reverse("admin:directories_syncrun_change", args=[run.pk]))
+
+    assert b"Beyond what was approved" in page.content
+    assert b"late@contoso.example" in page.content
+
+
+def test_a_runs_warnings_are_shown_escaped(admin_client: Client) -> None:
+    run = SyncRunFactory(warnings=["Skipped a user with the id '<script>'"])
+
+    page = admin_client.get(reverse("admin:directories_syncrun_change", args=[run.pk]))
+
+    assert b"Skipped a user with the id &#x27;&lt;script&gt;&#x27;" in page.content

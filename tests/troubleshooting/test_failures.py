@@ -102,6 +102,7 @@ def test_every_entry_of_the_troubleshooting_guide_is_covered() -> None:
         "needs_approval",
         "bad_response",
         "internal",
+        "interrupted",
     }
 
 
@@ -186,3 +187,10 @@ def test_the_user_form_without_input_shows_just_the_form(staff: Client) -> None:
     assert page.status_code == 200
     assert b"Why isn&#x27;t this user syncing?" in page.content
     assert b'class="module diagnosis"' not in page.content
+
+
+def test_interrupted_runs_have_their_own_group_and_advice() -> None:
+    kind = error_kind("interrupted")
+
+    assert kind.title == "Interrupted: the worker stopped mid-sync"
+    assert "memory" in kind.remediation and "nothing was changed" in kind.remediation
