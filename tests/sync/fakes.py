@@ -6,6 +6,7 @@ import dataclasses
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 from directories.graph import (
     AppRoleAssignment,
@@ -20,6 +21,8 @@ from directories.graph import (
     RequestStats,
     UserChange,
 )
+from directories.models import Directory, SyncRun
+from directories.sync import directory_sync
 from directories.sync.reader import DirectoryReader
 
 
@@ -237,3 +240,13 @@ def _fields(obj: GraphUser | GraphGroup) -> dict[str, object]:
 def as_reader(fake: FakeGraph) -> DirectoryReader:
     """mypy checks here that FakeGraph offers everything the engine reads from Graph."""
     return fake
+
+
+def sync_with(directory: Directory, graph: FakeGraph, **options: Any) -> SyncRun:
+    """One real (not dry) sync of `directory` reading from a FakeGraph; returns its run."""
+    directory.refresh_from_db()
+    outcome = directory_sync(
+        directory=directory, trigger=SyncRun.Trigger.COMMAND, client=graph, **options
+    )
+    assert outcome.run is not None
+    return outcome.run

@@ -18,18 +18,10 @@ from identities.selectors import directory_present_state
 from tests.factories import DirectoryFactory
 
 from .fakes import FakeGraph, make_group, make_user
+from .fakes import sync_with as sync
 
 pytestmark = pytest.mark.django_db
 FULL, DELTA = SyncRun.ReadMode.FULL, SyncRun.ReadMode.DELTA
-
-
-def sync(directory: Directory, graph: FakeGraph, **options: Any) -> SyncRun:
-    directory.refresh_from_db()
-    outcome = directory_sync(
-        directory=directory, trigger=SyncRun.Trigger.COMMAND, client=graph, **options
-    )
-    assert outcome.run is not None
-    return outcome.run
 
 
 def fresh_state(graph: FakeGraph, mode: str) -> Any:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from django.core.mail import EmailMessage
@@ -21,16 +20,9 @@ from identities.models import Membership, SyncedGroup, SyncedUser
 from tests.factories import DirectoryFactory
 
 from .fakes import FakeGraph, make_group, make_user
+from .fakes import sync_with as sync
 
 pytestmark = pytest.mark.django_db
-
-
-def sync(directory: Directory, graph: FakeGraph, **options: Any) -> SyncRun:
-    outcome = directory_sync(
-        directory=directory, trigger=SyncRun.Trigger.COMMAND, client=graph, **options
-    )
-    assert outcome.run is not None
-    return outcome.run
 
 
 def present_upns(directory: Directory) -> set[str]:
@@ -47,11 +39,6 @@ def members_of(group_name: str) -> set[str]:
         .filter(group__display_name=group_name)
         .values_list("user__display_name", flat=True)
     )
-
-
-@pytest.fixture
-def graph() -> FakeGraph:
-    return FakeGraph()
 
 
 @pytest.fixture

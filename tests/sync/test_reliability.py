@@ -17,7 +17,6 @@ from django_q.models import Schedule
 
 from directories.models import Directory, SyncMode, SyncRun
 from directories.services.housekeeping import RECLAIM_SCHEDULE_NAME, reclaim_schedule_sync
-from directories.sync import directory_sync
 from directories.sync.apply import apply_plan
 from directories.sync.engine import Approval
 from directories.sync.guard import mass_deletion_reason
@@ -27,21 +26,9 @@ from identities.models import Membership, SyncedUser
 from tests.factories import DirectoryFactory
 
 from .fakes import FakeGraph, make_group, make_user
+from .fakes import sync_with as sync
 
 pytestmark = pytest.mark.django_db
-
-
-def sync(directory: Directory, graph: FakeGraph, **options: Any) -> SyncRun:
-    outcome = directory_sync(
-        directory=directory, trigger=SyncRun.Trigger.COMMAND, client=graph, **options
-    )
-    assert outcome.run is not None
-    return outcome.run
-
-
-@pytest.fixture
-def graph() -> FakeGraph:
-    return FakeGraph()
 
 
 @pytest.fixture
