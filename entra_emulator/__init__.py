@@ -13,6 +13,7 @@ applies a seeded "1 % of the directory" day of changes for benchmarks.
 
 from __future__ import annotations
 
+from .client_assertions import CLIENT_ASSERTION_TYPE, AppCertificate
 from .control import ControlApi, ControlError
 from .control_client import EmulatorControl, EmulatorControlError
 from .core import Emulator
@@ -47,6 +48,7 @@ from .tls import CertPaths, ensure_certificates
 from .tokens import TokenInfo, TokenStore
 
 __all__ = [
+    "CLIENT_ASSERTION_TYPE",
     "CONSENT_ADMIN_ROLES",
     "DEFAULT_ADMIN_PASSWORD",
     "DEFAULT_APP_ROLE_ID",
@@ -59,6 +61,7 @@ __all__ = [
     "ODATA_ORG_CONTACT",
     "ODATA_SERVICE_PRINCIPAL",
     "ODATA_USER",
+    "AppCertificate",
     "CertPaths",
     "Change",
     "ChurnSummary",

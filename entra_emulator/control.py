@@ -172,6 +172,11 @@ class ControlApi:
             (("tokens", "expire"), {"POST": self._tokens_expire}),
             (("apps",), {"GET": self._apps, "POST": self._app_add}),
             (("apps", "*"), {"DELETE": self._app_delete}),
+            (
+                ("apps", "*", "certificates"),
+                {"GET": self._app_certificates, "POST": self._app_certificate_add},
+            ),
+            (("apps", "*", "certificates", "*"), {"DELETE": self._app_certificate_delete}),
             (("requests",), {"GET": self._requests, "DELETE": self._requests_clear}),
         ]
 
@@ -872,6 +877,39 @@ class ControlApi:
             raise ControlError(404, "app_not_found", f"No app {call.args[0]}.")
         return 200, {"deleted": call.args[0]}
 
+    def _app(self, client_id: str) -> EmuApp:
+        app = self.emulator.apps.get(client_id)
+        if app is None:
+            raise ControlError(404, "app_not_found", f"No app {client_id}.")
+        return app
+
+    def _app_certificates(self, call: _Call) -> tuple[int, Any]:
+        app = self._app(call.args[0])
+        return 200, {"certificates": [c.describe() for c in app.certificates]}
+
+    def _app_certificate_add(self, call: _Call) -> tuple[int, Any]:
+        """Upload a certificate's public part (`certificate`: PEM) to the app registration."""
+        app = self._app(call.args[0])
+        pem = call.body.get("certificate")
+        if not _text(pem):
+            raise ControlError(400, "invalid_field", "'certificate' (PEM text) is required.")
+        existed = len(app.certificates)
+        try:
+            certificate = app.add_certificate(str(pem))
+        except ValueError:
+            raise ControlError(
+                400, "invalid_certificate", "'certificate' is not a PEM X.509 certificate."
+            ) from None
+        return (201 if len(app.certificates) > existed else 200), certificate.describe()
+
+    def _app_certificate_delete(self, call: _Call) -> tuple[int, Any]:
+        client_id, thumbprint = call.args
+        if not self._app(client_id).remove_certificate(thumbprint):
+            raise ControlError(
+                404, "certificate_not_found", f"App {client_id} has no certificate {thumbprint}."
+            )
+        return 200, {"deleted": thumbprint}
+
     def _requests(self, call: _Call) -> tuple[int, Any]:
         """What clients asked Graph and the login service, in order (URLs, never headers)."""
         graph, login = self.emulator.graph, self.emulator.login
@@ -948,6 +986,7 @@ def _app_out(app: EmuApp) -> dict[str, Any]:
         "secret_expired": app.secret_expired,
         "permissions": sorted(app.permissions) if app.permissions is not None else None,
         "tenant_ids": sorted(app.tenant_ids) if app.tenant_ids is not None else None,
+        "certificates": [c.describe() for c in app.certificates],
     }
 
 

@@ -278,6 +278,19 @@ class EmulatorControl:
     def delete_app(self, client_id: str) -> dict[str, Any]:
         return self._call("DELETE", f"apps/{_q(client_id)}")
 
+    def app_certificates(self, client_id: str) -> list[dict[str, Any]]:
+        """thumbprint (SHA-1 hex), thumbprint_sha256, subject, start, end of each."""
+        return self._items(f"apps/{_q(client_id)}/certificates", "certificates")
+
+    def add_app_certificate(self, client_id: str, certificate_pem: str) -> dict[str, Any]:
+        """Upload a certificate's public part to the app (a private key beside it is ignored)."""
+        return self._call(
+            "POST", f"apps/{_q(client_id)}/certificates", {"certificate": certificate_pem}
+        )
+
+    def delete_app_certificate(self, client_id: str, thumbprint: str) -> dict[str, Any]:
+        return self._call("DELETE", f"apps/{_q(client_id)}/certificates/{_q(thumbprint)}")
+
     def requests_log(self) -> dict[str, Any]:
         """{"graph": [{method, url}], "login": [...], "counters": {...}}."""
         return self._call("GET", "requests")

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .control import ControlApi
@@ -83,8 +83,12 @@ class Emulator:
         permissions: frozenset[str] | set[str] | None = None,
         redirect_uris: list[str] | None = None,
         display_name: str = "entra-sync Directory Sync",
+        certificates: Sequence[str | bytes] = (),
     ) -> EmuApp:
-        """Register an app; by default multi-tenant and consented in every tenant."""
+        """Register an app; by default multi-tenant and consented in every tenant.
+
+        `certificates` (PEM or DER) are uploaded to it, as `app.add_certificate` does later.
+        """
         app = EmuApp(
             client_id=client_id,
             secret=secret,
@@ -94,6 +98,8 @@ class Emulator:
             permissions=frozenset(permissions) if permissions is not None else None,
             redirect_uris=list(redirect_uris or []),
         )
+        for certificate in certificates:
+            app.add_certificate(certificate)
         self.apps[client_id] = app
         return app
 

@@ -21,7 +21,8 @@ against login.microsoftonline.com:
   `redirect_uri?admin_consent=True&tenant={tid}&scope=...&state=...`.
 - `POST /{tenant}/oauth2/v2.0/token` with `grant_type` client_credentials, authorization_code
   or refresh_token. MSAL sends the secret twice, as `client_secret` and as HTTP Basic; either
-  is accepted.
+  is accepted. Instead of the secret, a client assertion signed with a certificate uploaded to
+  the app ("certificate credentials", checked in `client_assertions.py`).
 - Token errors have the AADSTS shape: `error`, `error_description` ("AADSTSnnn: ...\\r\\nTrace
   ID: ..."), `error_codes`, `timestamp`, `trace_id`, `correlation_id`, `error_uri`. Codes and
   messages are those of "Microsoft Entra authentication and authorization error codes".
@@ -49,6 +50,7 @@ from typing import Any, Literal
 from urllib.parse import unquote_plus, urlencode, urlsplit
 
 from . import pages
+from .client_assertions import CLIENT_ASSERTION_TYPE, AssertionRefused, check_client_assertion
 from .graph_api import ALL_ROLES
 from .messages import EmuRequest, EmuResponse, dump_json
 from .odata import GUID_RE
@@ -977,7 +979,7 @@ class LoginApi:
         if app is None or not app.consented_in(tenant.tenant_id):
             # No service principal in this tenant: Microsoft answers the same as for no app.
             raise _app_not_found(client_id, tenant.display_name)
-        _check_secret(app, form.get("client_secret") or basic_secret)
+        self._authenticate(request, app, tenant, form, basic_secret)
         scope = form.get("scope")
         if not scope:
             raise _missing("scope")
@@ -1027,7 +1029,8 @@ class LoginApi:
     def _confidential_client(
         self, request: EmuRequest, tenant: EmuTenant | None, form: dict[str, str], key: str
     ) -> EmuApp:
-        """The registered app, authenticated by its secret (body or HTTP Basic)."""
+        """The registered app, authenticated by its secret (body or HTTP Basic) or a client
+        assertion."""
         basic_id, basic_secret = _basic_credentials(request)
         client_id = form.get("client_id") or basic_id
         if not client_id:
@@ -1035,8 +1038,54 @@ class LoginApi:
         app = self.apps.get(client_id)
         if app is None:
             raise _app_not_found(client_id, tenant.display_name if tenant else key)
-        _check_secret(app, form.get("client_secret") or basic_secret)
+        self._authenticate(request, app, tenant, form, basic_secret)
         return app
+
+    def _authenticate(
+        self,
+        request: EmuRequest,
+        app: EmuApp,
+        tenant: EmuTenant | None,
+        form: dict[str, str],
+        basic_secret: str | None,
+    ) -> None:
+        """A client assertion signed with one of the app's certificates, else its secret."""
+        assertion = form.get("client_assertion")
+        if assertion is None:
+            _check_secret(app, form.get("client_secret") or basic_secret)
+            return
+        if form.get("client_assertion_type") != CLIENT_ASSERTION_TYPE:
+            raise LoginError(
+                400,
+                "invalid_request",
+                90014,
+                "The required field 'client_assertion_type' is missing from the credential. "
+                "Ensure that you have all the necessary parameters for the login request.",
+            )
+        try:
+            check_client_assertion(
+                assertion,
+                client_id=app.client_id,
+                certificates=app.certificates,
+                audiences=self._token_endpoints(request, tenant),
+                now=self.clock(),
+            )
+        except AssertionRefused as refused:
+            raise LoginError(401, "invalid_client", refused.code, refused.message) from None
+
+    @staticmethod
+    def _token_endpoints(request: EmuRequest, tenant: EmuTenant | None) -> set[str]:
+        """What a client assertion's `aud` may be: this tenant's token endpoint (v2.0 or v1),
+        named by the path's tenant, its id or one of its domains."""
+        names = {request.segments[0].lower()}
+        if tenant is not None:
+            names |= {tenant.tenant_id.lower(), *(d.lower() for d in tenant.verified_domains())}
+        base = request.base.rstrip("/").lower()
+        return {
+            f"{base}/{name}/{path}"
+            for name in names
+            for path in ("oauth2/v2.0/token", "oauth2/token")
+        }
 
     def _authorization_code(
         self, request: EmuRequest, tenant: EmuTenant | None, form: dict[str, str]

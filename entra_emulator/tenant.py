@@ -29,6 +29,8 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, NamedTuple
 
+from .client_assertions import AppCertificate
+
 DEFAULT_AUTH_APP_ID = "22222222-2222-4222-8222-222222222222"
 DEFAULT_APP_ROLE_ID = "00000000-0000-0000-0000-000000000000"  # "Default Access"
 DEFAULT_ADMIN_PASSWORD = "entra-sync-demo"
@@ -178,10 +180,30 @@ class EmuApp:
     redirect_uris: list[str] = field(default_factory=list)
     # Tenants where a user consented to the delegated sign-in scopes (not app permissions).
     delegated_tenant_ids: set[str] = field(default_factory=set)
+    # Certificates uploaded to the registration (public parts): client assertions signed with
+    # their keys authenticate the app instead of the secret.
+    certificates: list[AppCertificate] = field(default_factory=list)
 
     def consented_in(self, tenant_id: str) -> bool:
         """Admin consent (a service principal with the app permissions) in this tenant."""
         return self.tenant_ids is None or tenant_id.lower() in self.tenant_ids
+
+    def add_certificate(self, certificate: str | bytes) -> AppCertificate:
+        """Upload a certificate (PEM or DER; a private key beside it is ignored), once."""
+        uploaded = AppCertificate.parse(certificate)
+        if uploaded not in self.certificates:
+            self.certificates.append(uploaded)
+        return uploaded
+
+    def remove_certificate(self, thumbprint: str) -> bool:
+        """Remove the certificate with this SHA-1 or SHA-256 thumbprint (hex, any case)."""
+        wanted = thumbprint.upper()
+        kept = [
+            c for c in self.certificates if wanted not in (c.sha1_thumbprint, c.sha256_thumbprint)
+        ]
+        removed = len(kept) != len(self.certificates)
+        self.certificates[:] = kept
+        return removed
 
 
 _UNSET: Any = object()

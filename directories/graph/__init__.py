@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .certificate import ClientCertificate, load_client_certificate
 from .client import GraphClient, forget_cached_tokens, is_guid
 from .errors import (
     ErrorClass,
@@ -36,6 +37,7 @@ from .types import (
 
 __all__ = [
     "AppRoleAssignment",
+    "ClientCertificate",
     "DeltaRound",
     "ErrorClass",
     "GraphBadResponse",
@@ -66,4 +68,5 @@ __all__ = [
     "UserChange",
     "forget_cached_tokens",
     "is_guid",
+    "load_client_certificate",
 ]

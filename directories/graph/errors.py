@@ -22,6 +22,7 @@ class ErrorClass(StrEnum):
     NEEDS_APPROVAL = "needs_approval"
     BAD_RESPONSE = "bad_response"
     INTERNAL = "internal"
+    INTERRUPTED = "interrupted"  # the worker died mid-run (killed, out of memory, restarted)
 
 
 class GraphError(Exception):
@@ -53,12 +54,13 @@ class GraphError(Exception):
 
 
 class GraphUnauthorized(GraphError):
-    """Credentials were refused: bad or expired secret, revoked consent, unknown app."""
+    """Credentials were refused: a wrong or expired secret or certificate, no consent, no app."""
 
     error_class = ErrorClass.UNAUTHORIZED
     default_remediation = (
         "Check ENTRA_CLIENT_ID and ENTRA_CLIENT_SECRET (the secret's value, not its id, and "
-        "not expired), then verify the directory again so an admin grants consent."
+        "not expired) or ENTRA_CLIENT_CERTIFICATE_PATH (a certificate uploaded to the app "
+        "registration), then verify the directory again so an admin grants consent."
     )
 
 

@@ -57,7 +57,7 @@ def new_msal_app(settings: GraphSettings, tenant_id: str) -> msal.ConfidentialCl
     http = MsalHttpClient(requests.Session(), timeout=settings.timeout, verify=settings.verify)
     return msal.ConfidentialClientApplication(
         settings.client_id,
-        client_credential=settings.client_secret,
+        client_credential=settings.client_credential(),
         authority=f"{settings.login_url}/{tenant_id}",
         instance_discovery=host in MICROSOFT_LOGIN_HOSTS,
         http_client=http,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+
+from .certificate import ClientCertificate
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,21 @@ class GraphSettings:
     backoff_base: float = 1.0
     backoff_cap: float = 60.0
     max_retry_after: float = 300.0
+    # Authenticates the application instead of the secret when set (Microsoft's advice).
+    client_certificate: ClientCertificate | None = None
+
+    def client_credential(self) -> str | dict[str, str]:
+        """MSAL's `client_credential`: the certificate if there is one, else the secret."""
+        if self.client_certificate is not None:
+            return self.client_certificate.msal_credential()
+        return self.client_secret
+
+    @property
+    def credential_digest(self) -> str:
+        """Tells credentials apart without revealing them (cached MSAL apps are keyed on it)."""
+        if self.client_certificate is not None:
+            return f"certificate:{self.client_certificate.sha256_thumbprint}"
+        return f"secret:{hashlib.sha256(self.client_secret.encode()).hexdigest()}"
 
     def __repr__(self) -> str:  # never print the secret
         return f"GraphSettings(client_id={self.client_id!r}, graph_url={self.graph_url!r})"

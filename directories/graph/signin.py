@@ -15,6 +15,7 @@ from typing import Any
 import msal
 import requests
 
+from .client import token_error
 from .errors import GraphSignInFailed, GraphSignInRefused, GraphTransient, GraphWrongTenant
 from .msal_http import new_msal_app
 from .settings import GraphSettings
@@ -89,6 +90,9 @@ class SignIn:
             ) from exc
         except (requests.RequestException, msal.exceptions.MsalServiceError) as exc:
             raise _login_service_failed(tenant_id, exc) from exc
+        if result.get("error") == "invalid_client":
+            # The application's own credential was refused, not the person: say which and why.
+            raise token_error(result, tenant_id, self.settings.client_id)
         if "error" in result:
             description = _first_line(str(result.get("error_description") or result["error"]))
             raise GraphSignInRefused(
@@ -97,7 +101,8 @@ class SignIn:
                 detail=description,
             )
         # MSAL got the ID token straight from the token endpoint over TLS with our client
-        # secret, which OpenID Connect accepts in place of checking its signature.
+        # credential (secret or certificate), which OpenID Connect accepts in place of checking
+        # its signature.
         claims = result.get("id_token_claims") or {}
         return SignedIn(
             tenant_id=str(claims.get("tid") or "").lower(),

@@ -7,6 +7,12 @@ works only in the session that started it, and only once (the nonce is popped wh
 The directory is written only when the admin confirms the probed tenant
 (`directory_verify_confirm`), so every failure before that leaves it exactly as it was.
 
+The session keeps one entry per unfinished flow, keyed by its nonce, so Verify Now can run in
+several tabs at once. An entry (after consent: MSAL's flow with the PKCE verifier and the ID
+token nonce) leaves the session when its callback comes back, whatever the outcome, or, for an
+abandoned flow, at the first Verify Now start, callback or confirmation after it expired: a
+session lives two weeks, a flow ten minutes.
+
 No access or refresh token is ever stored or logged: the sign-in (`directories.graph.SignIn`)
 keeps its MSAL application for one call, and only the ID token's `tid` (and the account name,
 to show it) comes back.
@@ -23,7 +29,6 @@ from urllib.parse import urlencode
 
 from django.contrib.sessions.backends.base import SessionBase
 from django.core import signing
-from django.utils.crypto import constant_time_compare
 
 from directories.graph import (
     GraphError,
@@ -43,6 +48,12 @@ from .verify import TenantProbe, directory_mark_verified, tenant_probe
 STATE_SALT = "entra-sync.verify"
 STATE_MAX_AGE = 10 * 60  # seconds: long enough to read a consent page, short enough to be useless
 SIGN_IN_SCOPES = ["User.Read"]  # MSAL adds openid, profile and offline_access
+FLOWS_KEY = "entra_sync.verify_flows"
+RESULT_KEY_PREFIX = "entra_sync.verify_result."
+# Before flows were keyed by nonce there was one per directory, under this prefix, and it never
+# expired: such entries are dropped like expired ones.
+LEGACY_FLOW_KEY_PREFIX = "entra_sync.verify."
+MAX_FLOWS = 10  # unfinished flows (tabs) kept per session; the oldest goes first
 
 STEP_CONSENT = "consent"
 STEP_SIGN_IN = "sign_in"
@@ -96,12 +107,63 @@ class VerifyNext:
     sign_in_url: str | None
 
 
-def _flow_key(directory_id: int) -> str:
-    return f"entra_sync.verify.{directory_id}"
-
-
 def _result_key(directory_id: int) -> str:
-    return f"entra_sync.verify_result.{directory_id}"
+    return f"{RESULT_KEY_PREFIX}{directory_id}"
+
+
+def _forget_expired(request_session: SessionBase) -> dict[str, dict[str, Any]]:
+    """Drop expired flows and results from the session; return the live flows by nonce.
+
+    Every entry point calls it first, so an abandoned flow's PKCE verifier and nonce do not
+    stay in the session for as long as the session lives.
+    """
+    now = time.time()
+    stored = request_session.get(FLOWS_KEY)
+    flows = stored if isinstance(stored, dict) else {}
+    live = {
+        nonce: entry
+        for nonce, entry in flows.items()
+        if isinstance(entry, dict) and _number(entry.get("expires")) > now
+    }
+    if stored is not None and (not isinstance(stored, dict) or len(live) != len(flows)):
+        _save_flows(request_session, live)
+    for key in list(request_session.keys()):
+        if key.startswith(RESULT_KEY_PREFIX):
+            result = request_session[key]
+            probed_at = _number(result.get("probed_at")) if isinstance(result, dict) else 0.0
+            if now - probed_at > STATE_MAX_AGE:
+                del request_session[key]
+        elif key.startswith(LEGACY_FLOW_KEY_PREFIX):
+            del request_session[key]
+    return live
+
+
+def _number(value: object) -> float:
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+def _save_flows(request_session: SessionBase, flows: dict[str, dict[str, Any]]) -> None:
+    # Assigned anew each time: the session saves only what is set or popped at its top level.
+    if flows:
+        request_session[FLOWS_KEY] = flows
+    else:
+        request_session.pop(FLOWS_KEY, None)
+
+
+def _remember_flow(request_session: SessionBase, nonce: str, entry: dict[str, Any]) -> None:
+    """Keep a flow until its callback or its expiry; past MAX_FLOWS the oldest is dropped."""
+    flows = _forget_expired(request_session)
+    flows[nonce] = {**entry, "expires": time.time() + STATE_MAX_AGE}
+    newest = sorted(flows, key=lambda key: _number(flows[key].get("expires")))[-MAX_FLOWS:]
+    _save_flows(request_session, {key: flows[key] for key in newest})
+
+
+def _take_flow(request_session: SessionBase, nonce: str) -> dict[str, Any] | None:
+    """Remove and return the flow a callback names (once: a second callback finds nothing)."""
+    flows = _forget_expired(request_session)
+    entry = flows.pop(nonce, None)
+    _save_flows(request_session, flows)
+    return entry
 
 
 def _new_state(directory_id: int, step: str) -> tuple[str, str]:
@@ -141,8 +203,9 @@ def directory_verify_start(
 ) -> str:
     """Remember a fresh nonce for this directory and return Microsoft's admin consent URL.
 
-    Starting again replaces any unfinished Verify Now of the same directory in this session.
+    An earlier, unfinished Verify Now (another tab) keeps working until it expires.
     """
+    _forget_expired(request_session)
     try:
         graph = graph_settings()  # refuse early, before sending the admin anywhere
     except GraphError as exc:
@@ -151,7 +214,7 @@ def directory_verify_start(
         ) from exc
     state, nonce = _new_state(directory.pk, STEP_CONSENT)
     request_session.pop(_result_key(directory.pk), None)
-    request_session[_flow_key(directory.pk)] = {"nonce": nonce, "step": STEP_CONSENT}
+    _remember_flow(request_session, nonce, {"directory": directory.pk, "step": STEP_CONSENT})
     query = urlencode(
         {
             "client_id": graph.client_id,
@@ -165,13 +228,15 @@ def directory_verify_start(
 
 def _consume_state(request_session: SessionBase, state: str) -> tuple[int, dict[str, Any]]:
     """Check the state's signature, age, session and single use; return directory id and entry."""
+    _forget_expired(request_session)
     try:
         payload = signing.loads(state, salt=STATE_SALT, max_age=STATE_MAX_AGE)
     except signing.SignatureExpired:
-        # The signature is ours, only too old: the directory it names can be trusted.
-        directory_id = _state_directory(signing.loads(state, salt=STATE_SALT))
-        if directory_id is not None:
-            request_session.pop(_flow_key(directory_id), None)
+        # The signature is ours, only too old: the directory and nonce it names can be trusted.
+        expired = signing.loads(state, salt=STATE_SALT)
+        directory_id = _state_directory(expired)
+        if isinstance(expired, dict) and isinstance(expired.get("n"), str):
+            _take_flow(request_session, expired["n"])
         raise VerifyFailed(
             AT_LINK,
             f"The Verify Now link expired (it lasts {STATE_MAX_AGE // 60} minutes).",
@@ -188,12 +253,12 @@ def _consume_state(request_session: SessionBase, state: str) -> tuple[int, dict[
             "The Verify Now link is not valid: it was altered, or not issued by this site.",
             START_AGAIN,
         )
-    entry = request_session.pop(_flow_key(directory_id), None)
+    nonce = payload.get("n")
+    entry = _take_flow(request_session, nonce) if isinstance(nonce, str) and nonce else None
     if (
-        not isinstance(entry, dict)
-        or not isinstance(payload.get("n"), str)
+        entry is None
+        or entry.get("directory") != directory_id
         or entry.get("step") != payload.get("s")
-        or not constant_time_compare(str(entry.get("nonce", "")), payload["n"])
     ):
         raise VerifyFailed(
             AT_LINK,
@@ -280,12 +345,16 @@ def _after_consent(
             AT_SIGN_IN, exc.message, exc.remediation, directory_id=directory.pk
         ) from exc
     # The flow holds the PKCE verifier and nonce MSAL checks when the sign-in comes back.
-    request_session[_flow_key(directory.pk)] = {
-        "nonce": nonce,
-        "step": STEP_SIGN_IN,
-        "tenant": tenant_id,
-        "flow": started.flow,
-    }
+    _remember_flow(
+        request_session,
+        nonce,
+        {
+            "directory": directory.pk,
+            "step": STEP_SIGN_IN,
+            "tenant": tenant_id,
+            "flow": started.flow,
+        },
+    )
     return VerifyNext(directory_id=directory.pk, sign_in_url=started.auth_uri)
 
 
@@ -361,6 +430,7 @@ def directory_verify_pending(
     *, directory: Directory, request_session: SessionBase
 ) -> VerifyPending | None:
     """The probed tenant waiting for Save, unless there is none or it is too old to trust."""
+    _forget_expired(request_session)
     raw = request_session.get(_result_key(directory.pk))
     if not isinstance(raw, dict):
         return None

@@ -4,20 +4,40 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from directories.graph import GraphClient, GraphNotAssigned, GraphSettings, GraphUnauthorized
+from directories.graph import (
+    GraphClient,
+    GraphNotAssigned,
+    GraphSettings,
+    GraphUnauthorized,
+    load_client_certificate,
+)
 
 
 def graph_settings() -> GraphSettings:
-    """Graph settings from Django settings; refuses to start without credentials."""
-    if not settings.ENTRA_CLIENT_ID or not settings.ENTRA_CLIENT_SECRET:
+    """Graph settings from Django settings; refuses to start without credentials.
+
+    A client certificate (ENTRA_CLIENT_CERTIFICATE_PATH) is used instead of the secret when
+    set. Its file is read on every call, so a renewed certificate needs no restart; a file
+    that cannot be used raises GraphUnauthorized saying what to fix.
+    """
+    certificate_path = settings.ENTRA_CLIENT_CERTIFICATE_PATH
+    if not settings.ENTRA_CLIENT_ID or not (settings.ENTRA_CLIENT_SECRET or certificate_path):
         raise GraphUnauthorized(
             "ENTRA_CLIENT_ID and ENTRA_CLIENT_SECRET are not set.",
             remediation="Set them in the environment (or .env) to the Directory Sync "
-            "application's Application (client) ID and a client secret's value, then restart.",
+            "application's Application (client) ID and a client secret's value (or, instead "
+            "of the secret, ENTRA_CLIENT_CERTIFICATE_PATH to its certificate file), then "
+            "restart.",
         )
+    certificate = (
+        load_client_certificate(certificate_path, settings.ENTRA_CLIENT_CERTIFICATE_PASSWORD)
+        if certificate_path
+        else None
+    )
     return GraphSettings(
         client_id=settings.ENTRA_CLIENT_ID,
-        client_secret=settings.ENTRA_CLIENT_SECRET,
+        client_secret="" if certificate else settings.ENTRA_CLIENT_SECRET,
+        client_certificate=certificate,
         login_url=settings.ENTRA_LOGIN_URL,
         graph_url=settings.GRAPH_URL,
         timeout=settings.GRAPH_TIMEOUT_SECONDS,
