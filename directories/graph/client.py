@@ -8,11 +8,9 @@ in `delta.py`; many groups' direct members are read through `$batch` (`group_mem
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import random
 import re
-import sys
 import threading
 import time
 import uuid
@@ -24,6 +22,7 @@ from urllib.parse import quote, urlsplit
 import msal
 import requests
 
+from .clean import Cleaning, ObjectKind, clean_text, escaped, parse_group, parse_user
 from .delta import GroupRound, UserRound, member_ref
 from .errors import (
     GraphBadResponse,
@@ -77,6 +76,11 @@ ASSIGNMENT_FIELDS = ("id", "principalId", "principalType", "principalDisplayName
 SERVICE_PRINCIPAL_FIELDS = ("id", "appId", "displayName", "appRoleAssignmentRequired")
 ORGANIZATION_FIELDS = ("id", "displayName", "verifiedDomains")
 PAGE_SIZE = 999  # the largest page Graph serves for directory objects
+# Pages one listing or delta round may take. Graph may send empty pages with a next link
+# "many times" before the data (a known delta behaviour), so empty pages alone prove nothing;
+# but 20,000 pages hold 20 million objects at 999 a page, far beyond any directory, and a
+# server that keeps inventing next links must not hold a sync (and its lock) for ever.
+MAX_PAGES = 20_000
 
 GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 QUERY_SAFE = ",'=()"  # keep $select lists and OData literals readable in URLs and logs
@@ -109,9 +113,9 @@ _msal_apps_lock = threading.Lock()
 
 
 def _msal_app(settings: GraphSettings, tenant_id: str) -> msal.ConfidentialClientApplication:
-    """One MSAL application per (login host, tenant, client, secret), so tokens are reused."""
-    secret_digest = hashlib.sha256(settings.client_secret.encode()).hexdigest()
-    key = (settings.login_url, tenant_id, settings.client_id, secret_digest, str(settings.verify))
+    """One MSAL application per (login host, tenant, client, credential), so tokens are reused."""
+    credential = settings.credential_digest
+    key = (settings.login_url, tenant_id, settings.client_id, credential, str(settings.verify))
     with _msal_apps_lock:
         app = _msal_apps.get(key)
         if app is None:
@@ -125,7 +129,7 @@ def forget_cached_tokens(*, tenant_id: str | None = None) -> None:
 
     Besides tokens, MSAL remembers a refused token request (HTTP 400) for 60 seconds per app,
     so a tenant that was just consented to must be asked afresh (Verify Now), and a rotated
-    secret or a test starts clean.
+    secret or certificate or a test starts clean.
     """
     with _msal_apps_lock:
         if tenant_id is None:
@@ -135,7 +139,7 @@ def forget_cached_tokens(*, tenant_id: str | None = None) -> None:
             del _msal_apps[key]
 
 
-def _token_error(result: dict[str, Any], tenant_id: str, client_id: str) -> GraphError:
+def token_error(result: dict[str, Any], tenant_id: str, client_id: str) -> GraphError:
     """Map a failed token request (AADSTS codes) to an error a person can act on."""
     codes = set(result.get("error_codes") or [])
     description = str(result.get("error_description") or result.get("error") or "")
@@ -145,6 +149,9 @@ def _token_error(result: dict[str, Any], tenant_id: str, client_id: str) -> Grap
             f"Tenant {tenant_id} was not found in Microsoft Entra ID ({first_line})",
             code="AADSTS90002",
         )
+    certificate_error = _certificate_error(codes, description, first_line)
+    if certificate_error is not None:
+        return certificate_error
     if 7000222 in codes or "AADSTS7000222" in description:
         return GraphUnauthorized(
             f"The client secret of the Directory Sync application has expired ({first_line})",
@@ -171,6 +178,41 @@ def _token_error(result: dict[str, Any], tenant_id: str, client_id: str) -> Grap
         f"Microsoft refused to issue a token ({first_line})",
         code=str(result.get("error") or ""),
     )
+
+
+def _certificate_error(codes: set[int], description: str, first_line: str) -> GraphError | None:
+    """The refusals of a certificate's client assertion ("Microsoft Entra authentication and
+    authorization error codes"; "certificate credentials")."""
+
+    def named(code: int) -> bool:
+        return code in codes or re.search(rf"\bAADSTS{code}\b", description) is not None
+
+    if named(700027):  # an unregistered (or other) certificate, or a bad signature
+        return GraphUnauthorized(
+            f"Microsoft did not accept the Directory Sync application's certificate ({first_line})",
+            remediation="Upload the certificate of ENTRA_CLIENT_CERTIFICATE_PATH (its public "
+            "part, the .crt) to the Directory Sync app registration under Certificates & "
+            "secrets > Certificates, or point ENTRA_CLIENT_CERTIFICATE_PATH at the certificate "
+            "uploaded there, then restart entra-sync.",
+            code="AADSTS700027",
+        )
+    if named(700024):
+        return GraphUnauthorized(
+            "Microsoft found the certificate's signed assertion outside its valid time range "
+            f"({first_line})",
+            remediation="This server's clock is probably wrong: set it right (enable NTP); "
+            "the next sync retries.",
+            code="AADSTS700024",
+        )
+    if named(700023):
+        return GraphUnauthorized(
+            "Microsoft refused the certificate's signed assertion: it names another login "
+            f"service as its audience ({first_line})",
+            remediation="Set ENTRA_LOGIN_URL to the login service of the tenant's cloud "
+            "(https://login.microsoftonline.com for the global one) and restart entra-sync.",
+            code="AADSTS700023",
+        )
+    return None
 
 
 def _graph_error_body(response: requests.Response) -> tuple[str, str]:
@@ -352,6 +394,8 @@ class GraphClient:
         self.settings = settings
         self.low_priority = low_priority
         self.stats = RequestStats()
+        # What this run cleaned or skipped, summed up in stats.warnings (clean.py).
+        self.cleaning = Cleaning(self.stats.warnings)
         self._session = session or requests.Session()
         self._sleep = sleep or time.sleep
         self._lock = threading.Lock()
@@ -375,7 +419,7 @@ class GraphClient:
     def _access_token(self) -> str:
         result = self._app().acquire_token_for_client(scopes=[self._scope])
         if "access_token" not in result:
-            raise _token_error(result, self.tenant_id, self.settings.client_id)
+            raise token_error(result, self.tenant_id, self.settings.client_id)
         return str(result["access_token"])
 
     def _drop_cached_tokens(self) -> None:
@@ -549,7 +593,9 @@ class GraphClient:
             params = {**params, "$count": "true"}
         url: str | None = self._url(path, {**params, "$top": str(PAGE_SIZE)})
         seen: set[str] = set()
+        pages = 0
         while url:
+            pages = _count_page(pages, self.stats.last_request_id)
             body = self.get_json(url, permission=permission, advanced_query=advanced_query)
             value = body.get("value")
             if not isinstance(value, list):
@@ -611,21 +657,25 @@ class GraphClient:
             )
         except GraphNotFound as exc:
             raise _authentication_app_missing(app_id, exc.request_id) from exc
-        return [_assignment(item) for item in items]
+        request_id = self.stats.last_request_id
+        found = (_assignment(item, self.cleaning, request_id) for item in items)
+        return [assignment for assignment in found if assignment is not None]
 
     def groups(self) -> Iterator[GraphGroup]:
         """Every group in the tenant."""
         for item in self._paged(
             "groups", {"$select": ",".join(GROUP_FIELDS)}, permission=PERMISSION_MEMBERS
         ):
-            yield _group(item)
+            group = parse_group(item, self.cleaning, request_id=self.stats.last_request_id)
+            if group is not None:
+                yield group
 
     def group(self, group_id: str) -> GraphGroup:
         body = self.get_json(
             self._url(f"groups/{quote(group_id, safe='')}", {"$select": ",".join(GROUP_FIELDS)}),
             permission=PERMISSION_MEMBERS,
         )
-        return _group(body)
+        return _group(body, self.cleaning)
 
     def group_transitive_users(self, group_id: str) -> list[GraphUser]:
         """The users in a group, directly or through nested groups (other members skipped)."""
@@ -648,7 +698,9 @@ class GraphClient:
                     f"Directory Sync application cannot read users: it needs {PERMISSION_USERS}.",
                     request_id=self.stats.last_request_id,
                 )
-            users.append(_user(item))
+            user = parse_user(item, self.cleaning, request_id=self.stats.last_request_id)
+            if user is not None:
+                users.append(user)
         return users
 
     def user_transitive_groups(self, user_id: str) -> list[GraphGroup]:
@@ -666,7 +718,9 @@ class GraphClient:
             odata_type = item.get("@odata.type") if isinstance(item, dict) else None
             if odata_type != "#microsoft.graph.group":
                 continue
-            groups.append(_group(item))
+            group = parse_group(item, self.cleaning, request_id=self.stats.last_request_id)
+            if group is not None:
+                groups.append(group)
         return groups
 
     def user(self, id_or_upn: str) -> GraphUser:
@@ -674,14 +728,16 @@ class GraphClient:
             self._url(f"users/{quote(id_or_upn, safe='@')}", {"$select": ",".join(USER_FIELDS)}),
             permission=PERMISSION_USERS,
         )
-        return _user(body)
+        return _user(body, self.cleaning)
 
     def users(self) -> Iterator[GraphUser]:
         """Every user in the tenant."""
         for item in self._paged(
             "users", {"$select": ",".join(USER_FIELDS)}, permission=PERMISSION_USERS
         ):
-            yield _user(item)
+            user = parse_user(item, self.cleaning, request_id=self.stats.last_request_id)
+            if user is not None:
+                yield user
 
     # --- delta rounds ---------------------------------------------------------------------------
 
@@ -693,7 +749,7 @@ class GraphClient:
         url = delta_link
         if url is None:
             url = self._url("users/delta", {"$select": ",".join(USER_FIELDS)})
-        fold = UserRound()
+        fold = UserRound(self.cleaning)
         link = self._delta_round(url, permission=PERMISSION_USERS, add=fold.add)
         return DeltaRound(changes=fold.changes(), delta_link=link)
 
@@ -706,7 +762,7 @@ class GraphClient:
         url = delta_link
         if url is None:
             url = self._url("groups/delta", {"$select": ",".join((*GROUP_FIELDS, "members"))})
-        fold = GroupRound()
+        fold = GroupRound(self.cleaning)
         link = self._delta_round(url, permission=PERMISSION_MEMBERS, add=fold.add)
         return DeltaRound(changes=fold.changes(), delta_link=link)
 
@@ -741,7 +797,9 @@ class GraphClient:
     ) -> str:
         """Follow a delta round's next links verbatim to its deltaLink; each item to `add`."""
         seen = {url}
+        pages = 0
         while True:
+            pages = _count_page(pages, self.stats.last_request_id)
             body = self._request_json(url, permission=permission, delta=True)
             request_id = self.stats.last_request_id
             value = body.get("value")
@@ -788,6 +846,7 @@ class GraphClient:
                 f"/groups/{quote(group_id, safe='')}/members?$select=id&$top={PAGE_SIZE}"
             ),
             permission=PERMISSION_MEMBERS,
+            kind="member",
         )
 
     def users_member_of(self, user_ids: Sequence[str]) -> dict[str, list[MemberRef]]:
@@ -803,17 +862,23 @@ class GraphClient:
                 f"/users/{quote(user_id, safe='')}/memberOf?$select=id&$top={PAGE_SIZE}"
             ),
             permission=PERMISSION_USERS,
+            kind="membership",
         )
 
     def _batched_listings(
-        self, keys: Sequence[str], url_for: Callable[[str], str], *, permission: str
+        self,
+        keys: Sequence[str],
+        url_for: Callable[[str], str],
+        *,
+        permission: str,
+        kind: ObjectKind,
     ) -> dict[str, list[MemberRef]]:
         """One listing per key (members of a group, groups of a user), 20 per `$batch` POST."""
         ids = list(dict.fromkeys(keys))
         members: dict[str, dict[str, MemberRef]] = {group_id: {} for group_id in ids}
         gone: set[str] = set()
         queue = [
-            _SubRequest(group_id=group_id, url=url_for(group_id), permission=permission)
+            _SubRequest(group_id=group_id, url=url_for(group_id), permission=permission, kind=kind)
             for group_id in ids
         ]
         clock = 0.0  # seconds this call has slept: when each queued sub-request may go
@@ -913,12 +978,21 @@ class GraphClient:
                 request_id=request_id,
             )
         found = members[sub.group_id]
+        within = (
+            f"the members of group {sub.group_id}"
+            if sub.kind == "member"
+            else f"the groups of user {sub.group_id}"
+        )
         for item in value:
-            ref = member_ref(item, request_id=request_id)
-            found.setdefault(ref.id, ref)
+            ref = member_ref(
+                item, self.cleaning, request_id=request_id, within=within, kind=sub.kind
+            )
+            if ref is not None:
+                found.setdefault(ref.id, ref)
         next_link = page.get("@odata.nextLink")
         if next_link is None:
             return []
+        pages = _count_page(sub.pages, request_id)
         if not isinstance(next_link, str) or next_link in sub.seen_links:
             raise GraphBadResponse(
                 f"Microsoft Graph sent the same next-page link twice for the members of group "
@@ -933,12 +1007,16 @@ class GraphClient:
                 f"Microsoft Graph sent a next-page link outside v1.0 ({next_link}).",
                 request_id=request_id,
             )
+        sub.seen_links.add(next_link)  # shared along one listing: pages are read in turn
         return [
             _SubRequest(
                 sub.group_id,
                 "/" + next_link.removeprefix(prefix),
+                permission=sub.permission,
+                kind=sub.kind,
                 due=clock,
-                seen_links=sub.seen_links | {next_link},
+                seen_links=sub.seen_links,
+                pages=pages,
             )
         ]
 
@@ -953,7 +1031,9 @@ class _SubRequest:
     attempt: int = 0
     may_refresh_token: bool = True
     due: float = 0.0  # when (seconds into group_members) it may be sent
-    seen_links: frozenset[str] = field(default_factory=frozenset)
+    seen_links: set[str] = field(default_factory=set)  # the listing's next links so far
+    kind: ObjectKind = "member"  # what the listing holds, for warnings: members or memberships
+    pages: int = 1  # pages of the listing read when this one is sent
 
 
 def _batch_answers(
@@ -1036,57 +1116,69 @@ def _authentication_app_missing(app_id: str, request_id: str | None) -> GraphNot
     )
 
 
+def _count_page(pages: int, request_id: str | None) -> int:
+    """One more page of a listing; GraphBadResponse past MAX_PAGES."""
+    if pages >= MAX_PAGES:
+        raise GraphBadResponse(
+            f"Microsoft Graph kept sending next-page links: more than {MAX_PAGES:,} pages for "
+            "one listing, far more than any directory fills, so the listing would never end.",
+            request_id=request_id,
+        )
+    return pages + 1
+
+
 def _require_id(item: Any, kind: str) -> dict[str, Any]:
+    """One object asked for by itself (verify's organization, service principal): it must have
+    an id, since nothing else could stand in for it."""
     if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not item["id"]:
         raise GraphBadResponse(f"Microsoft Graph sent a {kind} without an id.")
     return item
 
 
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
+def _text(value: Any, limit: int = 256) -> str | None:
+    """A string property of an object that is shown or stored outside a sync (the tenant's
+    name, an assignee's name): cleaned and clipped like a synced one, without a warning."""
+    return clean_text(value, limit) if isinstance(value, str) else None
 
 
-def _user(item: Any) -> GraphUser:
-    data = _require_id(item, "user")
-    enabled = data.get("accountEnabled")
-    return GraphUser(
-        id=sys.intern(data["id"]),  # the same id comes back in member lists: one copy
-        user_principal_name=_text(data.get("userPrincipalName")) or "",
-        mail=_text(data.get("mail")) or None,
-        display_name=_text(data.get("displayName")) or "",
-        given_name=_text(data.get("givenName")),
-        surname=_text(data.get("surname")),
-        account_enabled=enabled if isinstance(enabled, bool) else True,
-        user_type=_text(data.get("userType")) or "Member",
+def _user(item: Any, cleaning: Cleaning | None = None) -> GraphUser:
+    """One user asked for by itself: without a usable id it cannot be skipped, so it fails."""
+    user = parse_user(item, cleaning or Cleaning())
+    if user is None:
+        raise GraphBadResponse(f"Microsoft Graph sent a user with an invalid id ({_id_of(item)}).")
+    return user
+
+
+def _group(item: Any, cleaning: Cleaning | None = None) -> GraphGroup:
+    """One group asked for by itself: without a usable id it cannot be skipped, so it fails."""
+    group = parse_group(item, cleaning or Cleaning())
+    if group is None:
+        raise GraphBadResponse(f"Microsoft Graph sent a group with an invalid id ({_id_of(item)}).")
+    return group
+
+
+def _id_of(item: Any) -> str:
+    return escaped(item.get("id") if isinstance(item, dict) else None)
+
+
+def _assignment(
+    item: Any, cleaning: Cleaning, request_id: str | None = None
+) -> AppRoleAssignment | None:
+    """An assignment to the Authentication app; None (skipped, with a warning) when its
+    principalId could name no object we store: no group we sync can be lost by skipping it."""
+    principal_id = cleaning.object_id(
+        {"id": item.get("principalId")} if isinstance(item, dict) else item,
+        "assignment",
+        within="the Authentication application's assignments",
+        request_id=request_id,
     )
-
-
-def _group(item: Any) -> GraphGroup:
-    data = _require_id(item, "group")
-    types = data.get("groupTypes")
-    if not isinstance(types, list):
-        types = []
-    return GraphGroup(
-        id=sys.intern(data["id"]),
-        display_name=_text(data.get("displayName")) or "",
-        description=_text(data.get("description")),
-        mail=_text(data.get("mail")) or None,
-        mail_enabled=bool(data.get("mailEnabled")),
-        security_enabled=bool(data.get("securityEnabled")),
-        group_types=tuple(t for t in types if isinstance(t, str)),
-    )
-
-
-def _assignment(item: Any) -> AppRoleAssignment:
-    data = _require_id(item, "app role assignment")
-    principal_id = data.get("principalId")
-    if not isinstance(principal_id, str) or not principal_id:
-        raise GraphBadResponse("Microsoft Graph sent an app role assignment without principalId.")
+    if principal_id is None:
+        return None
     return AppRoleAssignment(
-        id=data["id"],
+        id=_text(item.get("id"), 64) or "",
         principal_id=principal_id,
-        principal_type=_text(data.get("principalType")) or "",
-        principal_display_name=_text(data.get("principalDisplayName")) or "",
+        principal_type=_text(item.get("principalType"), 32) or "",
+        principal_display_name=_text(item.get("principalDisplayName")) or "",
     )
 
 
@@ -1097,7 +1189,7 @@ def _organization(item: Any) -> Organization:
     return Organization(
         id=data["id"],
         display_name=_text(data.get("displayName")) or "",
-        verified_domains=tuple(str(d.get("name")) for d in domains if d.get("name")),
+        verified_domains=tuple(name for d in domains if (name := _text(d.get("name")))),
         default_domain=_text(default),
     )
 

@@ -8,83 +8,53 @@ Microsoft's delta query pages say what this has to cope with:
   gone for good); an item may appear several times in a round ("replays"), and a large group's
   `members@delta` is spread over several pages, the same group repeated on each.
 So items are merged per id in page order: later pages win per property, the last word on
-removal wins, and membership events per (group, member) keep only the last one.
+removal wins, and membership events per (group, member) keep only the last one. Properties are
+cleaned as a full read cleans them (`clean.py`); an item without a usable id is skipped.
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable
 from types import MappingProxyType
 from typing import Any
 
+from .clean import (
+    GROUP_PROPERTIES,
+    MEMBER_KINDS,
+    USER_PROPERTIES,
+    Cleaning,
+    ObjectKind,
+    properties,
+)
 from .errors import GraphBadResponse
-from .types import GroupChange, MemberKind, MemberRef, UserChange
-
-# Graph's JSON name -> (GraphUser/GraphGroup field, the normalisation client._user/_group apply).
-_Normalise = Callable[[Any], object]
+from .types import GroupChange, MemberRef, UserChange
 
 
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
+def member_ref(
+    item: Any,
+    cleaning: Cleaning,
+    *,
+    request_id: str | None = None,
+    within: str = "",
+    kind: ObjectKind = "member",
+) -> MemberRef | None:
+    """A member from a members listing, `memberOf` or `members@delta`: its id and kind.
 
-
-USER_PROPERTIES: dict[str, tuple[str, _Normalise]] = {
-    "userPrincipalName": ("user_principal_name", lambda v: _text(v) or ""),
-    "mail": ("mail", lambda v: _text(v) or None),
-    "displayName": ("display_name", lambda v: _text(v) or ""),
-    "givenName": ("given_name", _text),
-    "surname": ("surname", _text),
-    "accountEnabled": ("account_enabled", lambda v: v if isinstance(v, bool) else True),
-    "userType": ("user_type", lambda v: _text(v) or "Member"),
-}
-GROUP_PROPERTIES: dict[str, tuple[str, _Normalise]] = {
-    "displayName": ("display_name", lambda v: _text(v) or ""),
-    "description": ("description", _text),
-    "mail": ("mail", lambda v: _text(v) or None),
-    "mailEnabled": ("mail_enabled", bool),
-    "securityEnabled": ("security_enabled", bool),
-    "groupTypes": (
-        "group_types",
-        lambda v: tuple(t for t in v if isinstance(t, str)) if isinstance(v, list) else (),
-    ),
-}
-MEMBER_KINDS: dict[str, MemberKind] = {
-    "#microsoft.graph.user": "user",
-    "#microsoft.graph.group": "group",
-}
-
-
-def member_ref(item: Any, *, request_id: str | None = None) -> MemberRef:
-    """A member from a members listing or `members@delta`: id and what `@odata.type` says."""
-    if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not item["id"]:
-        raise GraphBadResponse(
-            "Microsoft Graph sent a group member without an id.", request_id=request_id
-        )
+    Without a usable id it is skipped (None, with a warning): it could never be stored, so no
+    stored membership names it, while failing would stop the directory for as long as Graph
+    sends it. Without `@odata.type` it fails the run instead (GraphBadResponse): its id is a
+    real member's, a user could not be told from a device, and skipping it could silently
+    drop a membership, and with it a user.
+    """
+    member_id = cleaning.object_id(item, kind, within=within, request_id=request_id)
+    if member_id is None:
+        return None
     odata_type = item.get("@odata.type")
     if not isinstance(odata_type, str) or not odata_type:
-        # Members are directoryObjects of several types; without the type a user could not
-        # be told from a device, and silently skipping it would lose a membership.
         raise GraphBadResponse(
-            f"Microsoft Graph sent group member {item['id']} without its @odata.type.",
+            f"Microsoft Graph sent group member {member_id} without its @odata.type.",
             request_id=request_id,
         )
-    # Interned: a large tenant lists each user id in many groups, and one copy will do.
-    return MemberRef(id=sys.intern(item["id"]), kind=MEMBER_KINDS.get(odata_type, "other"))
-
-
-def _item_id(item: Any, kind: str, request_id: str | None) -> str:
-    if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not item["id"]:
-        raise GraphBadResponse(
-            f"Microsoft Graph sent a {kind} without an id in a delta round.", request_id=request_id
-        )
-    return str(item["id"])
-
-
-def _fields(item: dict[str, Any], properties: dict[str, tuple[str, _Normalise]]) -> dict[str, Any]:
-    return {
-        name: normalise(item[key]) for key, (name, normalise) in properties.items() if key in item
-    }
+    return MemberRef(id=member_id, kind=MEMBER_KINDS.get(odata_type, "other"))
 
 
 class _Entry:
@@ -99,18 +69,23 @@ class _Entry:
 class UserRound:
     """Collects the items of a `/users/delta` round, page by page."""
 
-    def __init__(self) -> None:
+    def __init__(self, cleaning: Cleaning | None = None) -> None:
         self._entries: dict[str, _Entry] = {}
+        self._cleaning = cleaning or Cleaning()
 
     def add(self, item: Any, request_id: str | None = None) -> None:
-        user_id = _item_id(item, "user", request_id)
+        user_id = self._cleaning.object_id(item, "user", request_id=request_id)
+        if user_id is None:
+            return  # nothing stored can have this id: there is nothing to change or remove
         entry = self._entries.setdefault(user_id, _Entry())
         if "@removed" in item:
             entry.removed = True
             entry.fields = {}
             return
         entry.removed = False
-        entry.fields.update(_fields(item, USER_PROPERTIES))
+        entry.fields.update(
+            properties(item, USER_PROPERTIES, self._cleaning, "user", user_id, sent_only=True)
+        )
 
     def changes(self) -> tuple[UserChange, ...]:
         return tuple(
@@ -122,11 +97,15 @@ class UserRound:
 class GroupRound:
     """Collects the items of a `/groups/delta` round with `members`, page by page."""
 
-    def __init__(self) -> None:
+    def __init__(self, cleaning: Cleaning | None = None) -> None:
         self._entries: dict[str, _Entry] = {}
+        self._cleaning = cleaning or Cleaning()
 
     def add(self, item: Any, request_id: str | None = None) -> None:
-        group_id = _item_id(item, "group", request_id)
+        cleaning = self._cleaning
+        group_id = cleaning.object_id(item, "group", request_id=request_id)
+        if group_id is None:
+            return
         entry = self._entries.setdefault(group_id, _Entry())
         if "@removed" in item:
             entry.removed = True
@@ -134,19 +113,27 @@ class GroupRound:
             entry.members = {}  # a deleted group's membership goes with it
             return
         entry.removed = False
-        entry.fields.update(_fields(item, GROUP_PROPERTIES))
+        entry.fields.update(
+            properties(item, GROUP_PROPERTIES, cleaning, "group", group_id, sent_only=True)
+        )
         members = item.get("members@delta", [])
         if not isinstance(members, list):
+            # Not skipped: a delta round is read once, and its membership changes with it.
             raise GraphBadResponse(
                 f"Microsoft Graph sent group {group_id} with members@delta that is not a list.",
                 request_id=request_id,
             )
+        within = f"the members of group {group_id}"
         for member in members:
             if isinstance(member, dict) and "@removed" in member:
-                member_id = _item_id(member, "group member", request_id)
-                entry.members[member_id] = (None, True)
-            else:
-                ref = member_ref(member, request_id=request_id)
+                member_id = cleaning.object_id(
+                    member, "member", within=within, request_id=request_id
+                )
+                if member_id is not None:
+                    entry.members[member_id] = (None, True)
+                continue
+            ref = member_ref(member, cleaning, request_id=request_id, within=within)
+            if ref is not None:
                 entry.members[ref.id] = (ref, False)
 
     def changes(self) -> tuple[GroupChange, ...]:

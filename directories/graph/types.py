@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, Literal, TypeVar
 
 T = TypeVar("T")
@@ -68,6 +68,9 @@ class RequestStats:
     retries: int = 0
     last_request_id: str | None = None
     subrequests: int = 0  # requests sent inside `$batch` POSTs (each POST is one of `requests`)
+    # Objects skipped or cleaned because they could not be stored as Graph sent them, in words
+    # an admin can act on (recorded on the run, shown with it).
+    warnings: list[str] = field(default_factory=list)
 
 
 MemberKind = Literal["user", "group", "other"]

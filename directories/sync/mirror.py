@@ -235,6 +235,8 @@ def _apply_member_changes(mirror: Mirror, change: GroupChange) -> int:
     for member in change.members_added:
         target = users if member.kind == "user" else groups if member.kind == "group" else None
         if target is not None and member.id not in target:
+            # A member is a user or a group, never both: a kind reported anew replaces it.
+            (groups if target is users else users).discard(member.id)
             target.add(member.id)
             changed += 1
             journal.edges_added[(change.id, member.id)] = member.kind

@@ -133,8 +133,10 @@ def mirror_save_changes(directory: Directory, mirror: Mirror) -> None:
             if g in mirror.groups
         ),
     )
+    # An added edge replaces whatever row (group, member) had (a member whose kind changed),
+    # so its row goes too before the insert.
     removed_by_group: dict[str, list[str]] = {}
-    for group_id, member_id in journal.edges_removed:
+    for group_id, member_id in journal.edges_removed | journal.edges_added.keys():
         removed_by_group.setdefault(group_id, []).append(member_id)
     for group_id, member_ids in removed_by_group.items():
         for ids in _chunks(member_ids):

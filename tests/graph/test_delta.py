@@ -475,24 +475,36 @@ def test_group_properties_are_normalised_as_a_full_read_normalises_them(
     assert changes[0].fields["group_types"] == ("Unified",)
 
 
-@pytest.mark.parametrize(
-    "member",
-    [
-        {"id": "49320844-be99-4164-8167-87ff5d047ace"},
-        {"@odata.type": "#microsoft.graph.user"},
-        "49320844-be99-4164-8167-87ff5d047ace",
-    ],
-    ids=["without-odata-type", "without-id", "not-an-object"],
-)
 def test_a_member_that_cannot_be_told_apart_is_a_bad_response(
-    client: GraphClient, graph: FakeGraph, member: Any
+    client: GraphClient, graph: FakeGraph
 ) -> None:
     # Without @odata.type a user could not be told from a device: never guess, never skip.
+    member = {"id": "49320844-be99-4164-8167-87ff5d047ace"}
     item = {"id": "c2f798fd-f95d-4623-8824-63aec21fffff", "members@delta": [member]}
     graph.reply(GROUPS_DELTA_URL, json_body=page([item], delta_link=GROUPS_DELTA_LINK))
 
     with pytest.raises(GraphBadResponse):
         client.groups_delta()
+
+
+@pytest.mark.parametrize(
+    "member",
+    [{"@odata.type": "#microsoft.graph.user"}, "49320844-be99-4164-8167-87ff5d047ace"],
+    ids=["without-id", "not-an-object"],
+)
+def test_a_member_without_a_usable_id_is_skipped_with_a_warning(
+    client: GraphClient, graph: FakeGraph, member: Any
+) -> None:
+    # It could never be stored, so no stored membership names it: skipping loses nothing,
+    # while failing would stop the directory for as long as Graph sends it (clean.py).
+    item = {"id": "c2f798fd-f95d-4623-8824-63aec21fffff", "members@delta": [member]}
+    graph.reply(GROUPS_DELTA_URL, json_body=page([item], delta_link=GROUPS_DELTA_LINK))
+
+    (change,) = client.groups_delta().changes
+
+    assert (change.members_added, change.members_removed) == ((), ())
+    (warning,) = client.stats.warnings
+    assert warning.startswith("Skipped a group member Graph sent with an invalid id")
 
 
 # --- sync from now -------------------------------------------------------------------------------
