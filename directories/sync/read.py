@@ -16,10 +16,11 @@ Design (fewest requests):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypeVar
 
 from django.conf import settings
 from django.utils import timezone
@@ -139,8 +140,8 @@ def _full_read(
     users_link = client.latest_delta_link("users")
     groups_link = client.latest_delta_link("groups")
     mirror = Mirror(journaling=False)
-    mirror.users = {u.id: u for u in client.users()}
-    mirror.groups = {g.id: g for g in client.groups()}
+    mirror.users = {u.id: u for u in _reported(client.users(), progress)}
+    mirror.groups = {g.id: g for g in _reported(client.groups(), progress)}
     _read_missing_members(mirror, client, scope, progress, workers)
     snapshot = snapshot_from(mirror, scope)
 
@@ -149,6 +150,22 @@ def _full_read(
         _save_links(directory, users_link, groups_link, scope, full=True)
 
     return ReadResult(read_mode=mode, snapshot=snapshot, save=save)
+
+
+T = TypeVar("T")
+REPORT_EVERY = 5000
+
+
+def _reported(items: Iterable[T], progress: ProgressCallback | None) -> Iterator[T]:
+    """Items as they are read, with progress every REPORT_EVERY of them.
+
+    The engine renews the directory's lock on progress: a tenant whose listing takes longer
+    than the lock's TTL must not lose it to another worker halfway through.
+    """
+    for count, item in enumerate(items, start=1):
+        if progress and count % REPORT_EVERY == 0:
+            progress(FetchProgress(0, 0, count))
+        yield item
 
 
 def _delta_read(

@@ -20,6 +20,7 @@ from directories.services.housekeeping import RECLAIM_SCHEDULE_NAME, reclaim_sch
 from directories.sync.apply import apply_plan
 from directories.sync.engine import Approval
 from directories.sync.guard import mass_deletion_reason
+from directories.sync.lock import DirectoryLock
 from directories.sync.reclaim import reclaim_interrupted_runs
 from directories.tasks import run_reclaim_interrupted
 from identities.models import Membership, SyncedUser
@@ -314,3 +315,29 @@ def test_the_sweep_task_reports_what_it_reclaimed(directory: Directory) -> None:
 def _no_leftover_threads() -> Iterator[None]:
     yield
     assert threading.active_count() < 20
+
+
+def test_a_long_user_listing_renews_the_lock_as_it_goes(
+    directory: Directory, graph: FakeGraph, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    graph.add_group(make_group("Everyone"), [make_user(f"U{i:05}") for i in range(10_000)])
+    renewals: list[bool] = []
+    renew = DirectoryLock.renew
+
+    def counted(self: DirectoryLock, *, force: bool = False) -> None:
+        renewals.append(force)
+        renew(self, force=force)
+
+    monkeypatch.setattr(DirectoryLock, "renew", counted)
+    renewed_while_listing_users: list[int] = []
+    list_groups = graph.groups
+
+    def groups_after_users() -> Any:
+        renewed_while_listing_users.append(len(renewals))
+        return list_groups()
+
+    monkeypatch.setattr(graph, "groups", groups_after_users)
+
+    sync(directory, graph)
+
+    assert renewed_while_listing_users == [2]  # at 5,000 and 10,000 users
