@@ -31,6 +31,7 @@ from directories.graph.clean import (
     UPN_MAX_LENGTH,
     USER_TYPE_MAX_LENGTH,
 )
+from directories.graph.client import GROUP_FIELDS, USER_FIELDS
 
 from .support import (
     CLIENT_ID,
@@ -109,23 +110,9 @@ def objects(properties: list[str]) -> st.SearchStrategy[Any]:
     return st.one_of(shaped, shaped, shaped, json_values)
 
 
-USER_PROPERTIES = [
-    "userPrincipalName",
-    "mail",
-    "displayName",
-    "givenName",
-    "surname",
-    "accountEnabled",
-    "userType",
-]
-GROUP_PROPERTIES = [
-    "displayName",
-    "description",
-    "mail",
-    "mailEnabled",
-    "securityEnabled",
-    "groupTypes",
-]
+# Every property the client selects, besides the id (each one fuzzed).
+USER_PROPERTIES = [name for name in USER_FIELDS if name != "id"]
+GROUP_PROPERTIES = [name for name in GROUP_FIELDS if name != "id"]
 users = objects(USER_PROPERTIES)
 groups = objects(GROUP_PROPERTIES)
 member_types = st.one_of(
