@@ -16,6 +16,11 @@ from django.views.decorators.http import require_GET
 from directories.models import Directory, DirectoryPermission
 from directories.services.troubleshooting import (
     ERROR_KINDS,
+    GUIDE_GROUPS_ASSIGNED,
+    GUIDE_UNAUTHORIZED,
+    GUIDE_USERS,
+    GUIDE_WRONG_TENANT,
+    ErrorKind,
     default_since,
     directories_needing_attention,
     sync_failures_recent,
@@ -23,6 +28,20 @@ from directories.services.troubleshooting import (
 )
 
 PERIODS = {1: "Last 24 hours", 7: "Last 7 days", 30: "Last 30 days", 90: "Last 90 days"}
+
+# Where the page's guide answers each topic a failure group refers to (`ErrorKind.guide_topics`):
+# the anchor of a guide entry, `guide-<kind key>`, or the entry for users not syncing.
+GUIDE_ANCHORS = {
+    GUIDE_UNAUTHORIZED: "guide-unauthorized",  # followed by the forbidden entry
+    GUIDE_GROUPS_ASSIGNED: "guide-not_assigned",
+    GUIDE_USERS: "guide-users",
+    GUIDE_WRONG_TENANT: "guide-wrong_tenant",
+}
+
+
+def guide_links(kind: ErrorKind) -> list[tuple[str, str]]:
+    """A failure group's guide topics, each with the anchor of its entry in the page's guide."""
+    return [(topic, GUIDE_ANCHORS[topic]) for topic in kind.guide_topics]
 
 
 class FailureFilterForm(forms.Form):
@@ -61,11 +80,16 @@ def troubleshooting(request: HttpRequest) -> HttpResponse:
         **admin.site.each_context(request),
         "title": "Troubleshooting",
         "form": form,
-        "groups": groups,
+        "groups": [(group, guide_links(group.kind)) for group in groups],
         "needing_attention": directories_needing_attention(directory=directory),
         "kinds": ERROR_KINDS,
         "period": PERIODS.get(days, f"Last {days} days"),
-        "user_form": UserDiagnosisForm(initial={"directory": directory}) if can_diagnose else None,
+        # Its own ids: the filter form above has a `directory` field too.
+        "user_form": (
+            UserDiagnosisForm(initial={"directory": directory}, auto_id="id_user_%s")
+            if can_diagnose
+            else None
+        ),
     }
     return render(request, "admin/troubleshooting/index.html", context)
 
