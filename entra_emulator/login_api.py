@@ -791,6 +791,9 @@ class LoginApi:
     def _consent(
         self, request: EmuRequest, flow: _Flow, app: EmuApp, tenant: EmuTenant, user: EmuUser
     ) -> EmuResponse:
+        """The "Permissions requested" page. For `/.default`, exactly the app permissions the
+        registration is configured with (every role only for `permissions=None`), as Microsoft
+        lists a registration's configured permissions, so an admin sees what they grant."""
         for_organization = flow.kind == "adminconsent"
         permissions: list[tuple[str, str]] = []
         if for_organization and flow.scopes.static:

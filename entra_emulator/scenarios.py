@@ -3,6 +3,8 @@
 - `tenants_to_serve`: a generated tenant and/or tenants saved as JSON, checked for clashes.
 - `single_tenant_emulator`: one tenant and one Directory Sync app, ready for
   `transport.serve_in_process`.
+- `use_directory_sync_permissions`: the README's four permissions for a launched app
+  (`demo`, `graph_emulator`).
 - `day_of_changes`: renames, leavers and new hires, as a day in a real tenant might bring.
 - `churn`: "1 % changes" of every kind a sync must follow, through the change-logged tenant
   methods (so delta queries see them), deterministic per seed.
@@ -20,7 +22,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .core import Emulator
-from .tenant import GUEST_DOMAINS, EmuGroup, EmuTenant, EmuUser, generate_tenant
+from .tenant import (
+    DIRECTORY_SYNC_PERMISSIONS,
+    GUEST_DOMAINS,
+    EmuGroup,
+    EmuTenant,
+    EmuUser,
+    generate_tenant,
+)
 
 DEFAULT_USERS = 300
 
@@ -71,12 +80,19 @@ def single_tenant_emulator(
     graph_url: str,
     latency_ms: float = 0.0,
 ) -> Emulator:
-    """An emulator serving `tenant` to one Directory Sync app consented in it."""
+    """An emulator serving `tenant` to one Directory Sync app consented in it, with the
+    README's permissions (so a sync that needs more fails here as in a real tenant)."""
     emulator = Emulator(graph_url=graph_url)
-    emulator.add_app(client_id, client_secret)
+    emulator.add_app(client_id, client_secret, permissions=DIRECTORY_SYNC_PERMISSIONS)
     emulator.add_tenant(tenant)
     emulator.graph.latency = latency_ms / 1000
     return emulator
+
+
+def use_directory_sync_permissions(emulator: Emulator, client_id: str) -> None:
+    """Give the registered Directory Sync app exactly the README's permissions, so its consent
+    page asks for what an admin registered and its tokens carry only those roles."""
+    emulator.apps[client_id].permissions = DIRECTORY_SYNC_PERMISSIONS
 
 
 def day_of_changes(tenant: EmuTenant, *, share: float) -> str:

@@ -38,6 +38,11 @@ GLOBAL_ADMINISTRATOR = "Global Administrator"
 # Directory roles that may grant tenant-wide admin consent to Microsoft Graph app permissions
 # ("Grant tenant-wide admin consent to an application", Microsoft Entra docs).
 CONSENT_ADMIN_ROLES = frozenset((GLOBAL_ADMINISTRATOR, "Privileged Role Administrator"))
+# The Directory Sync app's Microsoft Graph application permissions, exactly those README's
+# "Registering the two Entra applications" tells an admin to add: read-only, least privileged.
+DIRECTORY_SYNC_PERMISSIONS = frozenset(
+    ("User.Read.All", "GroupMember.Read.All", "Application.Read.All", "Organization.Read.All")
+)
 
 UserType = Literal["Member", "Guest"]
 PrincipalType = Literal["Group", "User", "ServicePrincipal"]

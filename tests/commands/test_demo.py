@@ -11,6 +11,10 @@ import pytest
 from django.core.management import call_command
 
 from entra_emulator.tls import trust_in_browsers
+from tests.emulator.test_consent_permissions import (
+    assert_asks_for_the_readme_four,
+    capture_launches,
+)
 
 
 def free_port() -> int:
@@ -63,7 +67,19 @@ def test_demo_leaves_contoso_for_a_person_to_verify_in_the_admin(tmp_path: Path)
     assert (tmp_path / "state" / "emulator.env").is_file()
 
 
+def test_the_demo_app_asks_for_the_four_permissions_readme_lists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    launches = capture_launches(monkeypatch, "directories.management.commands.demo")
+
+    run_demo(tmp_path)
+
+    [launch] = launches
+    assert_asks_for_the_readme_four(launch)
+
+
 def test_demo_verify_connects_and_syncs_contoso_at_once(tmp_path: Path) -> None:
+    """With only the four read-only permissions (the previous test), as a real registration."""
     text, users, verified = run_demo(tmp_path, "--verify")
 
     assert "Connected to Contoso (tenant id " in text

@@ -27,6 +27,7 @@ from django.core.management.base import CommandError, CommandParser
 
 from directories.management.base import EntraSyncCommand
 from entra_emulator import DEFAULT_ADMIN_PASSWORD, DEFAULT_AUTH_APP_ID, generate_tenant
+from entra_emulator.scenarios import use_directory_sync_permissions
 from entra_emulator.server import EmulatorLaunch, emulator_launch
 from entra_emulator.tls import trust_in_browsers
 
@@ -77,6 +78,7 @@ class Command(EntraSyncCommand):
                 f"Cannot start the emulator on port {options['emulator_port']}: {exc.strerror}. "
                 "Stop what uses it or pass --emulator-port."
             ) from exc
+        use_directory_sync_permissions(launch.server.emulator, launch.env["ENTRA_CLIENT_ID"])
         children: list[subprocess.Popen[bytes]] = []
         try:
             env = {**os.environ, **launch.env, "DEBUG": os.environ.get("DEBUG", "true")}

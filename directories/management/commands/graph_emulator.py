@@ -23,7 +23,7 @@ from django.core.management.base import CommandError, CommandParser
 
 from directories.management.base import EntraSyncCommand
 from entra_emulator import DEFAULT_AUTH_APP_ID
-from entra_emulator.scenarios import tenants_to_serve
+from entra_emulator.scenarios import tenants_to_serve, use_directory_sync_permissions
 from entra_emulator.server import EmulatorLaunch, emulator_launch
 
 SECRET_KEYS = ("ENTRA_CLIENT_SECRET",)
@@ -123,6 +123,7 @@ class Command(EntraSyncCommand):
                 f"Cannot listen on {options['host']}:{options['port']} ({exc}); "
                 "pick another --port."
             ) from exc
+        use_directory_sync_permissions(launch.server.emulator, launch.env["ENTRA_CLIENT_ID"])
         try:
             self._report(launch, auth_client_id)
             if not options["check"]:
