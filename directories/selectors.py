@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from django.db.models import QuerySet
+
+from identities.models import SyncedGroup, SyncedUser
 
 from .models import Directory, RunCounts, SyncRun
 from .sync import SyncOutcome
@@ -146,3 +149,28 @@ def sync_failure_summary(
             "request_id": request_id,
         },
     )
+
+
+def synced_field_changes(
+    *, model: type[SyncedUser] | type[SyncedGroup], updates: Mapping[int, Mapping[str, Any]]
+) -> dict[int, dict[str, tuple[Any, Any]]]:
+    """Old and new value of each column that a plan's updates (pk -> new values) change.
+
+    The plan keeps only the new values; a dry run shows both, read here in one query (pass
+    only the updates that will be shown). A row gone since the plan has no entry.
+    """
+    if not updates:
+        return {}
+    columns = sorted({column for values in updates.values() for column in values})
+    old = {
+        row["pk"]: row for row in model.objects.filter(pk__in=list(updates)).values("pk", *columns)
+    }
+    return {
+        pk: {
+            column: (old[pk][column], value)
+            for column, value in new.items()
+            if old[pk][column] != value
+        }
+        for pk, new in updates.items()
+        if pk in old
+    }

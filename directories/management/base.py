@@ -8,15 +8,19 @@
   naming its class, while its traceback goes to the log.
 - Log records are not echoed on standard error unless `-v 2`: the command says what happened
   in its own words, once. Log handlers that write elsewhere (a file, syslog) get every record.
+- A reader that stops reading (`| head -1`) ends the command quietly, with no line at all and
+  exit status 141, as a Unix tool killed by SIGPIPE: that is not an error of the command.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext, redirect_stdout
-from typing import Any
+from typing import Any, NoReturn
 
 from django.core.management.base import (
     BaseCommand,
@@ -29,6 +33,7 @@ logger = logging.getLogger("directories.commands")
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2  # argparse's code for a malformed command line
+EXIT_READER_GONE = 128 + signal.SIGPIPE  # what a shell shows for a tool killed by SIGPIPE
 
 
 def one_line(text: str) -> str:
@@ -117,6 +122,9 @@ class EntraSyncCommand(BaseCommand):
         with redirect_stdout(stray_output), quiet:
             try:
                 output: str | None = super().execute(*args, **options)
+                self.stdout.flush()  # a closed pipe shows here, not at the interpreter's exit
+            except BrokenPipeError:
+                self._reader_gone()
             except SystemCheckError:
                 raise  # Django lays these out over several lines on purpose
             except CommandError as exc:
@@ -131,6 +139,24 @@ class EntraSyncCommand(BaseCommand):
                     internal_error_line(self.command_name, exc), returncode=EXIT_FAILED
                 ) from exc
         return output
+
+    def _reader_gone(self) -> NoReturn:
+        """Whoever read standard output stopped (`| head -1`): stop quietly, as Unix tools do.
+
+        Standard output is pointed at /dev/null first, so that Python's own flush of what is
+        still buffered, at exit, does not print "Exception ignored … BrokenPipeError".
+        Any BrokenPipeError counts: one of a socket would have to arrive unwrapped, and
+        requests and the database drivers wrap theirs in their own errors.
+        """
+        try:
+            fd = self.stdout.fileno()  # OutputWrapper hands it to the stream it wraps
+        except (AttributeError, OSError, ValueError):
+            fd = None  # not a file (call_command's StringIO): nothing is left to flush
+        if fd is not None:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, fd)
+            os.close(devnull)
+        raise SystemExit(EXIT_READER_GONE)
 
     @property
     def command_name(self) -> str:

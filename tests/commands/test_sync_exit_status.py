@@ -133,7 +133,13 @@ def test_a_refused_directory_counts_as_broken(tenants: Tenants) -> None:
     assert error.value.returncode == 1
 
 
-def test_a_dry_run_is_never_held(tenants: Tenants) -> None:
+def test_a_dry_run_exits_as_the_real_run_would(tenants: Tenants) -> None:
+    """3 when the guard would hold the run: a script can check before it syncs (nothing is
+    recorded, so nothing waits for approval)."""
     tenants.directory("held")
 
-    call_command("sync_directory", "held", "--dry-run", stdout=io.StringIO())  # exit 0
+    with pytest.raises(CommandError) as error:
+        call_command("sync_directory", "held", "--dry-run", stdout=io.StringIO())
+
+    assert error.value.returncode == 3
+    assert not Directory.objects.get(name="held").sync_runs.filter(status="needs_approval").exists()

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import chain, islice
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 
@@ -24,18 +27,22 @@ from directories.selectors import (
     sync_outcome_summary,
     sync_run_started_since,
     sync_run_summary,
+    synced_field_changes,
 )
 from directories.services.attention import schedule_pause_message
 from directories.services.directories import DirectoryInputError, directory_get
 from directories.sync import SyncAlreadyRunning, SyncOutcome, SyncRefused, directory_sync
-from directories.sync.engine import INTERNAL_REMEDIATION
+from directories.sync.engine import APPROVAL_REMEDIATION, INTERNAL_REMEDIATION
+from directories.sync.guard import mass_deletion_reason
 from directories.sync.plan import ObjectChanges, SyncPlan
+from identities.models import SyncedGroup, SyncedUser
 
 logger = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_NEEDS_APPROVAL = 3
-LISTED = 20
+LISTED = 20  # changes listed per kind (users, groups), then "… and N more"
+SHOWN_VALUE = 60  # characters of an old or new value in a dry run's "~" line
 
 
 def sync_exit_status(*, failed: bool, held: bool) -> int:
@@ -50,6 +57,24 @@ def sync_exit_status(*, failed: bool, held: bool) -> int:
     if held:
         return EXIT_NEEDS_APPROVAL
     return EXIT_OK
+
+
+def dry_run_hold_reason(plan: SyncPlan, *, allow_mass_delete: bool) -> str | None:
+    """Why the real run of this plan would wait for approval, or None if it would apply.
+
+    The engine's own guard, with the same settings; a dry run has no approval to weigh.
+    """
+    if allow_mass_delete:
+        return None
+    return mass_deletion_reason(
+        plan, ratio=settings.SYNC_MASS_DELETE_RATIO, floor=settings.SYNC_MASS_DELETE_MIN
+    )
+
+
+def shown_value(value: Any) -> str:
+    """A column's value in one short line: quoted text (so '' shows), clipped."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_VALUE else text[: SHOWN_VALUE - 1] + "…"
 
 
 @dataclass(frozen=True)
@@ -70,7 +95,8 @@ class Command(EntraSyncCommand):
         "Exit status: 0 every directory synced (or nothing was to sync); 1 at least one did "
         "not (a failed or crashed run, a refused directory, a sync already running), even if "
         "another waits for approval; 3 none failed but at least one run waits for approval "
-        "of a mass deletion (approve it in the admin, or run again with --allow-mass-delete); "
+        "of a mass deletion (approve it in the admin, or run again with --allow-mass-delete) "
+        "or, with --dry-run, would wait; "
         "2 the command line is wrong. --all skips, and counts as not synced, a directory that "
         "needs attention (its scheduled syncs are paused); name it to sync it."
     )
@@ -157,9 +183,20 @@ class Command(EntraSyncCommand):
             return self._crashed(directory, exc, since=started, dry_run=options["dry_run"])
 
         if outcome.run is None:
+            assert outcome.plan is not None  # a dry run always has its plan
+            reason = dry_run_hold_reason(
+                outcome.plan, allow_mass_delete=options["allow_mass_delete"]
+            )
+            summary = sync_outcome_summary(outcome) | {
+                "would_hold": reason is not None,
+                "hold_reason": reason,
+            }
             if not options["json"]:
-                self._print_plan(outcome)
-            return DirectoryResult(sync_outcome_summary(outcome))
+                self._print_plan(outcome, hold_reason=reason)
+            if reason:  # exit 3, as the real run would: a script can check before it runs
+                problem = f"{directory.name}: a real run would wait for approval: {reason}"
+                return DirectoryResult(summary, problem=problem, held=True)
+            return DirectoryResult(summary)
         if not options["json"]:
             self._print_run(outcome)
         run = outcome.run
@@ -218,7 +255,7 @@ class Command(EntraSyncCommand):
                     self.stdout.write(f"  would remove {kind[:-1]} {item['name']} ({item['id']})")
             self.stdout.write(f"  {run.error_remediation}")
 
-    def _print_plan(self, outcome: SyncOutcome) -> None:
+    def _print_plan(self, outcome: SyncOutcome, *, hold_reason: str | None) -> None:
         plan = outcome.plan
         assert plan is not None
         counts = plan.counts()
@@ -232,23 +269,45 @@ class Command(EntraSyncCommand):
             f"{outcome.directory.name} (dry run, nothing written): {changes} "
             f"({outcome.requests} Graph requests)"
         )
-        self._print_changes("user", plan.users, "user_principal_name")
-        self._print_changes("group", plan.groups, "display_name")
+        self._print_changes("user", plan.users, "user_principal_name", SyncedUser)
+        self._print_changes("group", plan.groups, "display_name", SyncedGroup)
         self._print_memberships(plan)
+        if hold_reason:
+            self.stdout.write(f"  A real run would wait for approval. {APPROVAL_REMEDIATION}")
 
-    def _print_changes(self, kind: str, changes: ObjectChanges, name_field: str) -> None:
-        lines = [
-            f"  + {kind} {values[name_field]} ({eid})" for eid, values in changes.create.items()
-        ]
-        lines += [
-            f"  + {kind} {values[name_field]} (returning)" for values in changes.revive.values()
-        ]
-        lines += [f"  ~ {kind} {values[name_field]}" for values in changes.update.values()]
-        lines += [f"  - {kind} {name} ({eid})" for eid, name in changes.remove.values()]
-        for line in lines[:LISTED]:
+    def _print_changes(
+        self,
+        kind: str,
+        changes: ObjectChanges,
+        name_field: str,
+        model: type[SyncedUser] | type[SyncedGroup],
+    ) -> None:
+        """The first LISTED changes of one kind; an update says which fields, old → new."""
+        total = len(changes.create) + len(changes.revive) + len(changes.update)
+        total += len(changes.remove)
+        # Lines come in this order, so the updates shown are the first ones after + lines.
+        room = max(0, LISTED - len(changes.create) - len(changes.revive))
+        shown = dict(islice(changes.update.items(), room))
+        old_and_new = synced_field_changes(model=model, updates=shown)
+
+        def updates() -> Iterator[str]:
+            for pk, values in shown.items():
+                fields = ", ".join(
+                    f"{column} {shown_value(old)} → {shown_value(new)}"
+                    for column, (old, new) in old_and_new.get(pk, {}).items()
+                )
+                yield f"  ~ {kind} {values[name_field]}" + (f": {fields}" if fields else "")
+
+        lines = chain(
+            (f"  + {kind} {values[name_field]} ({eid})" for eid, values in changes.create.items()),
+            (f"  + {kind} {values[name_field]} (returning)" for values in changes.revive.values()),
+            updates(),
+            (f"  - {kind} {name} ({eid})" for eid, name in changes.remove.values()),
+        )
+        for line in islice(lines, LISTED):
             self.stdout.write(line)
-        if len(lines) > LISTED:
-            self.stdout.write(f"  … and {len(lines) - LISTED} more {kind} changes")
+        if total > LISTED:
+            self.stdout.write(f"  … and {total - LISTED} more {kind} changes")
 
     def _print_memberships(self, plan: SyncPlan) -> None:
         if plan.memberships_created or plan.memberships_remove:

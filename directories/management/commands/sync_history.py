@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
-from directories.management.base import EntraSyncCommand
+from directories.management.base import EXIT_USAGE, EntraSyncCommand
 from directories.selectors import sync_run_summary, sync_runs_recent
 from directories.services.directories import DirectoryInputError, directory_get
 
 # A database refuses a LIMIT beyond 64 bits; nobody reads more runs than this in a terminal.
 MAX_LIMIT = 100_000
+
+
+def run_limit(text: str) -> int:
+    """--limit's value: a count of runs. Zero or fewer is a mistake on the command line (exit
+    2), not "show one"; more than MAX_LIMIT shows MAX_LIMIT."""
+    try:
+        limit = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if limit < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {limit}")
+    return min(limit, MAX_LIMIT)
 
 
 class Command(EntraSyncCommand):
@@ -23,10 +36,17 @@ class Command(EntraSyncCommand):
         parser.add_argument("--failures", action="store_true", help="Only failed and held runs")
         parser.add_argument("--json", action="store_true")
         parser.add_argument(
-            "--limit", type=int, default=20, help=f"At most this many runs (1 to {MAX_LIMIT})"
+            "--limit",
+            type=run_limit,
+            default=20,
+            help=f"At most this many runs (at least 1; more than {MAX_LIMIT} shows {MAX_LIMIT})",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["limit"] < 1:  # call_command(limit=0) skips the parser's check
+            raise CommandError(
+                f"--limit must be at least 1, not {options['limit']}", returncode=EXIT_USAGE
+            )
         directory = None
         if options["directory"]:
             try:
@@ -37,7 +57,7 @@ class Command(EntraSyncCommand):
             sync_runs_recent(
                 directory=directory,
                 failures_only=options["failures"],
-                limit=min(max(1, options["limit"]), MAX_LIMIT),
+                limit=min(options["limit"], MAX_LIMIT),
             )
         )
         if options["json"]:
