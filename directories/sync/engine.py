@@ -133,6 +133,7 @@ def directory_sync(
         # Whatever is still "running" here lost its worker: we hold the lock now.
         reclaim_interrupted_runs(directory=directory)
         run = SyncRun.objects.create(directory=directory, trigger=trigger, lock_token=lock.token)
+        lock.run_id = run.pk
         approved = _record_approval(directory, run, approval)
         plan: SyncPlan | None = None
         error: GraphError | None = None
@@ -309,7 +310,17 @@ def _finish(
         run.warnings = list(client.stats.warnings)
     if plan is not None:
         run.set_counts(plan.counts(), applied=run.status == SyncRun.Status.SUCCEEDED)
-    run.save()
+    # Saved only while still "running": a run reclaimed as interrupted meanwhile keeps that
+    # record (it wrote nothing: the fence refused its apply), counted once.
+    fields = {f.attname: getattr(run, f.attname) for f in SyncRun._meta.concrete_fields}
+    fields.pop("id")
+    saved = SyncRun.objects.filter(pk=run.pk, status=SyncRun.Status.RUNNING).update(**fields)
+    if not saved:
+        logger.warning(
+            "Run %s of %s was reclaimed as interrupted before it ended.", run.pk, directory
+        )
+        run.refresh_from_db()
+        return
     directory_record_outcome(directory, run)
 
 

@@ -16,7 +16,7 @@ from datetime import timedelta
 from django.db.models import Q
 from django.utils import timezone
 
-from directories.models import Directory
+from directories.models import Directory, SyncRun
 
 
 class SyncAlreadyRunning(Exception):
@@ -33,6 +33,7 @@ class DirectoryLock:
         self.ttl = timedelta(seconds=ttl_seconds)
         self.token = uuid.uuid4().hex
         self._renewed_at = 0.0
+        self.run_id: int | None = None  # the run this lock is held for, once recorded
 
     def acquire(self) -> bool:
         now = timezone.now()
@@ -73,6 +74,18 @@ class DirectoryLock:
             raise SyncLockLost(
                 "Another sync took over this directory before this one could apply its "
                 "changes; this one stopped without writing anything."
+            )
+        # A run that went a whole TTL without renewing may have been declared interrupted
+        # (`reclaim`) meanwhile: it stays so, and writes nothing. The row lock keeps a
+        # reclaim from landing between this check and COMMIT.
+        if self.run_id is not None and not (
+            SyncRun.objects.select_for_update()
+            .filter(pk=self.run_id, status=SyncRun.Status.RUNNING)
+            .exists()
+        ):
+            raise SyncLockLost(
+                "This run stalled past its lock and was recorded as interrupted; it stopped "
+                "without writing anything."
             )
 
     def release(self) -> None:

@@ -341,3 +341,28 @@ def test_a_long_user_listing_renews_the_lock_as_it_goes(
     sync(directory, graph)
 
     assert renewed_while_listing_users == [2]  # at 5,000 and 10,000 users
+
+
+def test_a_stalled_run_reclaimed_meanwhile_stays_interrupted_and_writes_nothing(
+    directory: Directory, graph: FakeGraph, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It went a whole TTL without renewing: declared dead, it must not come back to life."""
+    graph.add_group(make_group("Engineering"), [make_user("Ada")])
+    guard = mass_deletion_reason
+
+    def stalled_past_the_ttl(*args: Any, **kwargs: Any) -> str | None:
+        Directory.objects.filter(pk=directory.pk).update(
+            sync_lock_expires_at=timezone.now() - timedelta(seconds=1)
+        )
+        assert len(reclaim_interrupted_runs()) == 1  # the 5-minute sweep ran meanwhile
+        return guard(*args, **kwargs)
+
+    monkeypatch.setattr("directories.sync.engine.mass_deletion_reason", stalled_past_the_ttl)
+
+    run = sync(directory, graph)
+
+    run.refresh_from_db()
+    assert (run.status, run.error_class) == (SyncRun.Status.FAILED, "interrupted")
+    assert not SyncedUser.objects.exists()
+    directory.refresh_from_db()
+    assert directory.consecutive_failures == 1  # counted once
