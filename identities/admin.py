@@ -12,13 +12,29 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page, Paginator
 from django.db import models
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
-from django.http import HttpRequest, HttpResponse
-from django.urls import reverse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
+from django.http.response import HttpResponseBase
+from django.urls import URLPattern, path, reverse
+
+from directories.models import Directory
+from identities.export import (
+    GROUP_EXPORT_COLUMNS,
+    MEMBERSHIP_EXPORT_COLUMNS,
+    USER_EXPORT_COLUMNS,
+    export_filename,
+    groups_export_rows,
+    memberships_export_rows,
+    stream_csv,
+    stream_json,
+    users_export_rows,
+)
 
 from .models import Membership, SyncedGroup, SyncedUser
 
@@ -29,6 +45,9 @@ _M = TypeVar("_M", bound=models.Model)
 
 # Rows per page of a group's members or a user's groups on their change pages.
 RELATED_PER_PAGE = 50
+
+# The export formats, written by identities.export's stream_csv and stream_json.
+CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json"}
 
 
 class ReadOnlyAdmin(admin.ModelAdmin[_M]):
@@ -42,6 +61,90 @@ class ReadOnlyAdmin(admin.ModelAdmin[_M]):
 
     def has_delete_permission(self, request: HttpRequest, obj: _M | None = None) -> bool:
         return False
+
+
+class ExportableAdmin(ReadOnlyAdmin[_M]):
+    """CSV and JSON exports of a changelist: its selected rows (the actions) or every row that
+    matches its filters and search (the object-tools links, `export/<format>/`).
+
+    Both need only the model's view permission: an export shows what the list already shows.
+    Filtering the list by directory exports that directory; the presence filter's default
+    keeps removed objects out unless asked for. Responses stream (see identities.export).
+    """
+
+    export_kind = ""
+    export_columns: list[str] = []
+    actions = ["export_csv", "export_json"]
+
+    def export_rows(self, queryset: QuerySet[_M]) -> Iterator[dict[str, Any]]:
+        raise NotImplementedError
+
+    @admin.action(
+        description="Export selected %(verbose_name_plural)s as CSV", permissions=["view"]
+    )
+    def export_csv(self, request: HttpRequest, queryset: QuerySet[_M]) -> StreamingHttpResponse:
+        return self._export(queryset, "csv")
+
+    @admin.action(
+        description="Export selected %(verbose_name_plural)s as JSON", permissions=["view"]
+    )
+    def export_json(self, request: HttpRequest, queryset: QuerySet[_M]) -> StreamingHttpResponse:
+        return self._export(queryset, "json")
+
+    def get_urls(self) -> list[URLPattern]:
+        pages = [
+            path(
+                f"export/{fmt}/",
+                self.admin_site.admin_view(self.export_view),
+                {"fmt": fmt},
+                name=f"{self.opts.app_label}_{self.opts.model_name}_export_{fmt}",
+            )
+            for fmt in CONTENT_TYPES
+        ]
+        # Before the defaults, whose "<path:object_id>/" would take "export/csv/".
+        return pages + super().get_urls()
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """Add the export links' context: the formats, and the directory the list is filtered
+        to, so the link says whose export it is."""
+        directory_pk = request.GET.get("directory__id__exact", "")
+        context = {
+            "export_formats": list(CONTENT_TYPES),
+            "export_directory": Directory.objects.filter(pk=directory_pk)
+            .values_list("name", flat=True)
+            .first()
+            if directory_pk.isdigit()
+            else None,
+            **(extra_context or {}),
+        }
+        return super().changelist_view(request, context)
+
+    def export_view(self, request: HttpRequest, fmt: str) -> HttpResponseBase:
+        """Every row the changelist with this query string lists, on every page of it."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        try:
+            changelist = self.get_changelist_instance(request)
+        except IncorrectLookupParameters:
+            return HttpResponseBadRequest("These filters are not valid for this list.")
+        return self._export(changelist.queryset, fmt)
+
+    def _export(self, queryset: QuerySet[_M], fmt: str) -> StreamingHttpResponse:
+        rows = self.export_rows(queryset)
+        content = stream_csv(rows, self.export_columns) if fmt == "csv" else stream_json(rows)
+        response = StreamingHttpResponse(content, content_type=CONTENT_TYPES[fmt])
+        filename = export_filename(
+            kind=self.export_kind, directory_name=self._single_directory(queryset), fmt=fmt
+        )
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
+
+    def _single_directory(self, queryset: QuerySet[_M]) -> str | None:
+        """The directory's name when every exported row is in one, for the file name."""
+        names = list(queryset.order_by().values_list("directory__name", flat=True).distinct()[:2])
+        return names[0] if len(names) == 1 else None
 
 
 class PresenceFilter(admin.SimpleListFilter):
@@ -133,7 +236,9 @@ def _rows_with_links(
 
 
 @admin.register(SyncedUser)
-class SyncedUserAdmin(ReadOnlyAdmin[SyncedUser]):
+class SyncedUserAdmin(ExportableAdmin[SyncedUser]):
+    export_kind = "users"
+    export_columns = USER_EXPORT_COLUMNS
     list_display = (
         "display_name",
         "user_principal_name",
@@ -152,6 +257,9 @@ class SyncedUserAdmin(ReadOnlyAdmin[SyncedUser]):
     def get_queryset(self, request: HttpRequest) -> QuerySet[SyncedUser]:
         # The change page shows the directory as a link; fetch it with the user.
         return super().get_queryset(request).select_related("directory")
+
+    def export_rows(self, queryset: QuerySet[SyncedUser]) -> Iterator[dict[str, Any]]:
+        return users_export_rows(users=queryset)
 
     @admin.display(description="enabled", boolean=True, ordering="account_enabled")
     def enabled(self, user: SyncedUser) -> bool:
@@ -207,7 +315,9 @@ def _member_count() -> Coalesce:
 
 
 @admin.register(SyncedGroup)
-class SyncedGroupAdmin(ReadOnlyAdmin[SyncedGroup]):
+class SyncedGroupAdmin(ExportableAdmin[SyncedGroup]):
+    export_kind = "groups"
+    export_columns = GROUP_EXPORT_COLUMNS
     list_display = (
         "display_name",
         "mail",
@@ -230,6 +340,9 @@ class SyncedGroupAdmin(ReadOnlyAdmin[SyncedGroup]):
             .select_related("directory")
             .annotate(member_count=_member_count())
         )
+
+    def export_rows(self, queryset: QuerySet[SyncedGroup]) -> Iterator[dict[str, Any]]:
+        return groups_export_rows(groups=queryset)
 
     @admin.display(description="members", ordering="member_count")
     def member_count(self, group: SyncedGroup) -> int:
@@ -281,7 +394,9 @@ class SyncedGroupAdmin(ReadOnlyAdmin[SyncedGroup]):
 
 
 @admin.register(Membership)
-class MembershipAdmin(ReadOnlyAdmin[Membership]):
+class MembershipAdmin(ExportableAdmin[Membership]):
+    export_kind = "memberships"
+    export_columns = MEMBERSHIP_EXPORT_COLUMNS
     list_display = ("user", "group", "directory", "first_synced_at", "removed_at")
     list_filter = ("directory", PresenceFilter)
     search_fields = (
@@ -302,3 +417,6 @@ class MembershipAdmin(ReadOnlyAdmin[Membership]):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Membership]:
         return super().get_queryset(request).select_related("user", "group", "directory")
+
+    def export_rows(self, queryset: QuerySet[Membership]) -> Iterator[dict[str, Any]]:
+        return memberships_export_rows(memberships=queryset)
