@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -11,6 +12,27 @@ from django.utils import timezone
 from .graph.errors import ErrorClass
 
 ERROR_CLASS_CHOICES = [(c.value, c.value.replace("_", " ").capitalize()) for c in ErrorClass]
+
+# What each error class means, in the words a run's summary and the admin's filters use
+# ("Failed: credentials refused"). Not the field's choices, which migrations record.
+ERROR_CLASS_WORDS: dict[str, str] = {
+    ErrorClass.UNAUTHORIZED: "credentials refused",
+    ErrorClass.FORBIDDEN: "a Graph permission is missing",
+    ErrorClass.NOT_ASSIGNED: "no assigned groups to read",
+    ErrorClass.WRONG_TENANT: "wrong tenant",
+    ErrorClass.THROTTLED: "throttled by Microsoft Graph",
+    ErrorClass.TRANSIENT: "Microsoft Graph unavailable",
+    ErrorClass.NEEDS_APPROVAL: "held by the mass-deletion guard",
+    ErrorClass.BAD_RESPONSE: "unusable answer from Microsoft Graph",
+    ErrorClass.INTERNAL: "internal error",
+    ErrorClass.INTERRUPTED: "worker stopped mid-sync",
+}
+
+
+def error_class_words(error_class: str) -> str:
+    """An error class in plain words ('credentials refused'); an unknown one de-underscored."""
+    return ERROR_CLASS_WORDS.get(error_class, error_class.replace("_", " "))
+
 
 # Seen, created, updated and removed per kind ("users", "groups", "memberships"; memberships
 # are never "updated"): what a plan will do and what a run did, in one shape.
@@ -40,12 +62,13 @@ class DirectoryStatus(models.TextChoices):
     """A directory's state at a glance, most urgent first (the badge in the admin)."""
 
     DISABLED = "disabled", "Disabled"
-    UNVERIFIED = "unverified", "Unverified"
+    UNVERIFIED = "unverified", "Not verified"
     SYNCING = "syncing", "Syncing"
     QUEUED = "queued", "Queued"
     NEEDS_ATTENTION = "needs_attention", "Needs attention"
     NEEDS_APPROVAL = "needs_approval", "Needs approval"
     FAILING = "failing", "Failing"
+    NEVER_SYNCED = "never_synced", "Never synced"
     HEALTHY = "healthy", "Healthy"
 
 
@@ -202,7 +225,24 @@ class Directory(models.Model):
             return DirectoryStatus.NEEDS_APPROVAL
         if self.last_sync_status == RunStatus.FAILED or self.error_class:
             return DirectoryStatus.FAILING
+        if not self.last_sync_status:
+            # Verified, but no run has finished: nothing says it works yet.
+            return DirectoryStatus.NEVER_SYNCED
         return DirectoryStatus.HEALTHY
+
+    def last_sync_words(self, *, planned_removals: dict[str, Any] | None = None) -> str:
+        """The last run's result in a line, as `SyncRun.summary()` words it.
+
+        A held run's line needs that run's `planned_removals`; without them it says only that
+        it is held.
+        """
+        if self.last_sync_status == RunStatus.FAILED:
+            return f"Failed: {error_class_words(self.error_class or ErrorClass.INTERNAL)}"
+        if self.last_sync_status == RunStatus.NEEDS_APPROVAL:
+            if planned_removals:
+                return f"Held: would remove {removals_summary(planned_removals)}"
+            return "Held: waiting for approval of a mass deletion"
+        return self.last_sync_summary
 
 
 class SyncRun(models.Model):
@@ -218,6 +258,16 @@ class SyncRun(models.Model):
 
     directory = models.ForeignKey(Directory, on_delete=models.CASCADE, related_name="sync_runs")
     trigger = models.CharField(max_length=16, choices=Trigger.choices)
+    # Who started it: the admin user, and a name that outlives the user's deletion (the
+    # username, "schedule", or "command (OS user)").
+    triggered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    triggered_by_name = models.CharField(max_length=150, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -308,8 +358,26 @@ class SyncRun(models.Model):
                     setattr(self, f"{kind}_{action}", value)
 
     def summary(self) -> str:
-        """A short line such as '+3 users, ~1 group, -2 memberships' (or 'no changes')."""
+        """What the run did, in a line: '+3 users, ~1 groups, -2 memberships' (or 'no changes').
+
+        A held run changed nothing, so it says what it would remove ('Held: would remove 30
+        users, …'); a failed one says why ('Failed: credentials refused').
+        """
+        if self.status == RunStatus.NEEDS_APPROVAL:
+            return f"Held: would remove {removals_summary(self.planned_removals)}"
+        if self.status == RunStatus.FAILED:
+            return f"Failed: {error_class_words(self.error_class or ErrorClass.INTERNAL)}"
         return counts_summary(self.counts())
+
+
+def removals_summary(planned: dict[str, Any]) -> str:
+    """A held run's planned removals: '30 users, 2 groups, 45 memberships' (zeros left out)."""
+    parts = []
+    for kind, singular in (("users", "user"), ("groups", "group"), ("memberships", "membership")):
+        count = int(planned.get(f"{kind}_count", len(planned.get(kind) or [])))
+        if count:
+            parts.append(f"{count} {singular if count == 1 else kind}")
+    return ", ".join(parts) or "nothing"
 
 
 def counts_summary(counts: RunCounts) -> str:

@@ -11,6 +11,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
+
 from .graph import GraphError
 from .models import Directory, SyncRun
 from .selectors import sync_run_summary
@@ -30,11 +33,13 @@ def run_directory_sync(
     queued: bool = False,
     approved_run_id: int | None = None,
     approved_by_id: int | None = None,
+    triggered_by_id: int | None = None,
 ) -> dict[str, Any]:
     """The task: sync one directory and return the run summary (or why nothing ran).
 
     `queued` is set by `directory_sync_enqueue`, whose marker this task clears as it starts;
-    `approved_run_id` / `approved_by_id` by an admin's approval of a held run.
+    `approved_run_id` / `approved_by_id` by an admin's approval of a held run;
+    `triggered_by_id` names the admin who clicked, recorded on the run.
     """
     if queued:
         Directory.objects.filter(pk=directory_id).update(sync_requested_at=None, sync_task_id="")
@@ -54,7 +59,12 @@ def run_directory_sync(
             if approved_run_id is not None
             else None
         )
-        outcome = directory_sync(directory=directory, trigger=trigger, approval=approval)
+        outcome = directory_sync(
+            directory=directory,
+            trigger=trigger,
+            approval=approval,
+            triggered_by=_user(triggered_by_id),
+        )
     except SyncRefused as exc:
         # A schedule that outlived its directory's verification or enablement: repair it.
         directory_schedule_sync(directory=directory)
@@ -69,6 +79,13 @@ def run_directory_sync(
         return {"status": "failed", "directory": directory.name, "message": exc.message}
     assert outcome.run is not None  # not a dry run
     return sync_run_summary(outcome.run)
+
+
+def _user(user_id: int | None) -> AbstractBaseUser | None:
+    """The admin who started the sync; None if none did, or if they were deleted meanwhile."""
+    if user_id is None:
+        return None
+    return get_user_model().objects.filter(pk=user_id).first()
 
 
 def run_history_prune() -> dict[str, Any]:

@@ -37,7 +37,9 @@ def history_chart_svg(runs: Sequence[SyncRun], width: int = 640, height: int = 1
     top, bottom = 18, 22
     plot = height - top - bottom
     slot = width / len(runs)
-    max_seconds = max(run.duration.total_seconds() for run in runs if run.duration) or 1.0
+    # Runs that took no measurable time (or whose clock went backwards) still get a chart.
+    durations = [run.duration.total_seconds() for run in runs if run.duration]
+    max_seconds = max([*durations, 0.0]) or 1.0
     max_changes = max(run_changes(run) for run in runs) or 1
     bars, dots = [], []
     for index, run in enumerate(runs):

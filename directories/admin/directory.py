@@ -15,8 +15,18 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import IS_POPUP_VAR
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
-from django.db.models import CharField, Count, IntegerField, OuterRef, QuerySet, Subquery, Value
+from django.db.models import (
+    CharField,
+    Count,
+    IntegerField,
+    JSONField,
+    OuterRef,
+    QuerySet,
+    Subquery,
+    Value,
+)
 from django.db.models.functions import Cast, Coalesce, Concat
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
@@ -27,7 +37,14 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods
 from django_q.models import Schedule
 
-from directories.models import Directory, DirectoryPermission, SyncMode, SyncRun
+from directories.models import (
+    Directory,
+    DirectoryPermission,
+    RunStatus,
+    SyncMode,
+    SyncRun,
+    removals_summary,
+)
 from directories.selectors import sync_run_summary, sync_runs_recent
 from directories.services import consent
 from directories.services.directories import directory_delete, directory_save
@@ -35,10 +52,11 @@ from directories.services.schedules import SCHEDULE_PREFIX
 from directories.services.sync_now import SyncAlreadyQueued, directory_sync_enqueue
 from directories.sync import SyncAlreadyRunning, SyncRefused
 from directories.sync.engine import Approval
+from directories.templatetags.entra_time import moment_html
 from identities.models import Membership, SyncedGroup, SyncedUser
 
 from .charts import history_chart_svg, seconds_rounded
-from .runs import planned_removals_context
+from .runs import choices_filter, planned_removals_context
 
 HISTORY_RUNS = 20
 
@@ -82,12 +100,43 @@ def _present_count(model: type[SyncedUser] | type[SyncedGroup]) -> Coalesce:
     return Coalesce(Subquery(counts, output_field=IntegerField()), 0)
 
 
-def _time(moment: datetime) -> str:
-    return format_html(
-        '<time datetime="{}">{}</time>',
-        moment.isoformat(),
-        timezone.localtime(moment).strftime("%Y-%m-%d %H:%M"),
-    )
+def _person(request: HttpRequest) -> AbstractBaseUser | None:
+    """The admin behind a request, to be recorded on the run their click starts."""
+    user = request.user
+    return user if isinstance(user, AbstractBaseUser) and user.is_authenticated else None
+
+
+def _latest_planned_removals() -> Subquery:
+    """The latest run's planned removals: what a held directory's card says it would remove."""
+    latest = SyncRun.objects.filter(directory=OuterRef("pk")).order_by("-started_at", "-pk")
+    return Subquery(latest.values("planned_removals")[:1], output_field=JSONField())
+
+
+class EnabledFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "is_enabled__exact"
+
+    def lookups(
+        self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]
+    ) -> list[tuple[str, str]]:
+        return [("1", "Enabled"), ("0", "Disabled")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() in ("0", "1"):
+            return queryset.filter(is_enabled=self.value() == "1")
+        return queryset
+
+
+LastSyncFilter = choices_filter(
+    "last_sync_status",
+    title="last sync",
+    choices=[
+        (RunStatus.SUCCEEDED, "Succeeded"),
+        (RunStatus.FAILED, "Failed"),
+        (RunStatus.NEEDS_APPROVAL, "Held: needs approval"),
+        ("", "Never synced"),
+    ],
+)
 
 
 # --- the directory admin --------------------------------------------------------------------
@@ -106,7 +155,11 @@ class DirectoryAdmin(admin.ModelAdmin[Directory]):
         "card_counts",
     )
     list_display_links = ("card_name",)
-    list_filter = ("sync_mode", "is_enabled", "last_sync_status")
+    list_filter = (
+        choices_filter("sync_mode", title="mode", choices=SyncMode.choices),
+        EnabledFilter,
+        LastSyncFilter,
+    )
     search_fields = ("name", "tenant_name", "tenant_id", "tenant_domain")
     radio_fields = {"sync_mode": admin.VERTICAL}
     actions = ["sync_now"]
@@ -155,6 +208,7 @@ class DirectoryAdmin(admin.ModelAdmin[Directory]):
                 present_users=_present_count(SyncedUser),
                 present_groups=_present_count(SyncedGroup),
                 next_sync_at=_next_sync_subquery(),
+                latest_planned_removals=_latest_planned_removals(),
             )
         )
 
@@ -182,7 +236,7 @@ class DirectoryAdmin(admin.ModelAdmin[Directory]):
         badge = format_html(
             '<span class="badge badge-{}" title="{}">{}</span>',
             status.value,
-            obj.attention_reason or obj.error_message or obj.last_sync_summary,
+            obj.attention_reason or obj.error_message or self._last_sync_words(obj),
             status.label,
         )
         if not obj.needs_attention:
@@ -197,9 +251,13 @@ class DirectoryAdmin(admin.ModelAdmin[Directory]):
             return format_html('<span class="card-sub">{}</span>', "Never")
         return format_html(
             '{}<span class="card-sub">{}</span>',
-            _time(obj.last_sync_at),
-            obj.last_sync_summary,
+            moment_html(obj.last_sync_at),
+            self._last_sync_words(obj),
         )
+
+    @staticmethod
+    def _last_sync_words(obj: Directory) -> str:
+        return obj.last_sync_words(planned_removals=getattr(obj, "latest_planned_removals", None))
 
     @admin.display(description="Next sync", ordering="next_sync_at")
     def card_next_sync(self, obj: Directory) -> str:
@@ -208,11 +266,7 @@ class DirectoryAdmin(admin.ModelAdmin[Directory]):
             return format_html('<span class="card-sub">{}</span>', "Paused: needs attention")
         if next_at is None:
             return format_html('<span class="card-sub">{}</span>', "Not scheduled")
-        return format_html(
-            '<time datetime="{}">{}</time>',
-            next_at.isoformat(),
-            timezone.localtime(next_at).strftime("%Y-%m-%d %H:%M"),
-        )
+        return moment_html(next_at)
 
     @admin.display(description="Users / groups")
     def card_counts(self, obj: Directory) -> str:
@@ -317,6 +371,9 @@ class DirectoryAdmin(admin.ModelAdmin[Directory]):
                 history_chart=history_chart_svg(runs),
                 badge_state=status.value,
                 badge_label=status.label,
+                last_sync_words=directory.last_sync_words(
+                    planned_removals=held.planned_removals if held else None
+                ),
                 sync_state=directory.sync_state().value,
                 status_url=reverse(self._url_name("status"), args=[directory.pk]),
             )
@@ -433,6 +490,12 @@ class DirectoryAdmin(admin.ModelAdmin[Directory]):
                 f"Verified: {directory.name} is connected to {directory.tenant_name} "
                 f"(tenant id {directory.tenant_id}) and syncs on its schedule from now on.",
             )
+            self.log_change(
+                request,
+                directory,
+                f"Verified with Verify Now: connected to {directory.tenant_name} "
+                f"(tenant id {directory.tenant_id}).",
+            )
             return self._back(directory.pk)
         pending = consent.directory_verify_pending(
             directory=directory, request_session=request.session
@@ -461,7 +524,7 @@ class DirectoryAdmin(admin.ModelAdmin[Directory]):
     def sync_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """Sync Now: queue a task; the page then shows its progress."""
         directory = self._directory(request, object_id)
-        self._enqueue_with_message(request, directory)
+        self._enqueue_with_message(request, directory, log_text="Sync Now: queued a sync.")
         return self._back(directory.pk)
 
     def approve_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
@@ -486,6 +549,12 @@ class DirectoryAdmin(admin.ModelAdmin[Directory]):
             trigger=SyncRun.Trigger.APPROVAL,
             approval=Approval(run_id=latest.pk, user_id=request.user.pk),
             queued_text="Approved: a sync that applies the planned removals of {} is queued.",
+            log_text=(
+                f"Approved the mass deletion held by sync run {latest.pk} "
+                f"({timezone.localtime(latest.started_at):%Y-%m-%d %H:%M}): "
+                f"{removals_summary(latest.planned_removals)} to be removed; queued the sync "
+                "that applies it."
+            ),
         )
         return self._back(directory.pk)
 
@@ -497,9 +566,17 @@ class DirectoryAdmin(admin.ModelAdmin[Directory]):
         trigger: str = SyncRun.Trigger.MANUAL,
         approval: Approval | None = None,
         queued_text: str = "A sync of {} is queued; its progress shows on this page.",
+        log_text: str,
     ) -> bool:
+        """Queue the sync as the admin who clicked, tell them, and log it in the directory's
+        history (the admin log) when it was queued."""
         try:
-            directory_sync_enqueue(directory=directory, trigger=trigger, approval=approval)
+            directory_sync_enqueue(
+                directory=directory,
+                trigger=trigger,
+                approval=approval,
+                triggered_by=_person(request),
+            )
         except (SyncAlreadyQueued, SyncAlreadyRunning) as exc:
             self.message_user(request, str(exc), messages.WARNING)
             return False
@@ -507,6 +584,7 @@ class DirectoryAdmin(admin.ModelAdmin[Directory]):
             self.message_user(request, str(exc), messages.ERROR)
             return False
         self.message_user(request, queued_text.format(directory.name), messages.SUCCESS)
+        self.log_change(request, directory, log_text)
         return True
 
     @admin.action(description="Sync now", permissions=["sync"])
@@ -515,11 +593,12 @@ class DirectoryAdmin(admin.ModelAdmin[Directory]):
         queued, refused = [], []
         for directory in queryset:
             try:
-                directory_sync_enqueue(directory=directory)
+                directory_sync_enqueue(directory=directory, triggered_by=_person(request))
             except (SyncAlreadyQueued, SyncAlreadyRunning, SyncRefused) as exc:
                 refused.append(f"{directory.name}: {exc}")
             else:
                 queued.append(directory.name)
+                self.log_change(request, directory, "Sync Now (list action): queued a sync.")
         if queued:
             self.message_user(
                 request,

@@ -2,19 +2,59 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.loader import render_to_string
 from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
 
-from directories.models import SyncRun
+from directories.models import ERROR_CLASS_WORDS, SyncRun
+from directories.templatetags.entra_time import moment_html
 
 from .charts import seconds_rounded
 
 PLANNED_REMOVALS_TEMPLATE = "admin/directories/_planned_removals.html"
+# How a blank value (a directory that never synced, a run without an error) is in a filter's URL.
+BLANK = "none"
+
+
+def choices_filter(
+    field: str, *, title: str, choices: Sequence[tuple[str, str]]
+) -> type[admin.SimpleListFilter]:
+    """A list filter on `field` titled and labelled in words, whatever the field's choices say.
+
+    The labels live here, not in the field's choices, so rewording them needs no migration.
+    A blank value ("") is offered as `BLANK` in the URL, whose parameter is the one Django's own
+    filter on the field uses (`field__exact`), so links to filtered lists keep working.
+    """
+
+    class ChoicesFilter(admin.SimpleListFilter):
+        parameter_name = f"{field}__exact"
+
+        def lookups(
+            self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]
+        ) -> list[tuple[str, str]]:
+            return [(str(value) or BLANK, label) for value, label in choices]
+
+        def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+            value = self.value()
+            allowed = {str(v) or BLANK: str(v) for v, _ in choices}
+            if value not in allowed:
+                return queryset
+            return queryset.filter(**{field: allowed[value]})
+
+    ChoicesFilter.title = title
+    ChoicesFilter.__name__ = ChoicesFilter.__qualname__ = f"{field.title().replace('_', '')}Filter"
+    return ChoicesFilter
+
+
+def error_words_choices() -> list[tuple[str, str]]:
+    """Every error class, as the run list's filter names it ('Credentials refused')."""
+    return [(value, words[0].upper() + words[1:]) for value, words in ERROR_CLASS_WORDS.items()]
 
 
 def planned_removals_context(planned: dict[str, Any]) -> dict[str, Any]:
@@ -41,22 +81,40 @@ def planned_removals_context(planned: dict[str, Any]) -> dict[str, Any]:
 @admin.register(SyncRun)
 class SyncRunAdmin(admin.ModelAdmin[SyncRun]):
     list_display = (
-        "started_at",
+        "started",
         "directory",
         "trigger",
         "status",
         "duration_display",
-        "summary",
-        "error_class",
+        "result",
         "read_mode",
         "graph_requests",
     )
-    list_filter = ("directory", "status", "trigger", "read_mode", "started_at")
+    list_display_links = ("started",)
+    list_filter = (
+        "directory",
+        "status",
+        "trigger",
+        "read_mode",
+        choices_filter("error_class", title="error", choices=error_words_choices()),
+        "started_at",
+    )
     date_hierarchy = "started_at"
     list_select_related = ("directory",)
-    search_fields = ("error_message", "graph_request_id")
+    search_fields = ("error_message", "graph_request_id", "triggered_by_name")
     fieldsets = (
-        (None, {"fields": ("directory", "trigger", "status", "started_at", "finished_at")}),
+        (
+            None,
+            {
+                "fields": (
+                    "directory",
+                    ("trigger", "started_by"),
+                    "status",
+                    "started_at",
+                    "finished_at",
+                )
+            },
+        ),
         (
             "Problem",
             {
@@ -93,7 +151,12 @@ class SyncRunAdmin(admin.ModelAdmin[SyncRun]):
             },
         ),
     )
-    readonly_fields = ("duration_display", "planned_removals_display", "warnings_display")
+    readonly_fields = (
+        "started_by",
+        "duration_display",
+        "planned_removals_display",
+        "warnings_display",
+    )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -103,6 +166,20 @@ class SyncRunAdmin(admin.ModelAdmin[SyncRun]):
 
     def has_delete_permission(self, request: HttpRequest, obj: SyncRun | None = None) -> bool:
         return False
+
+    @admin.display(description="Started by")
+    def started_by(self, obj: SyncRun) -> str:
+        """The name kept on the run, so that it survives the user's deletion."""
+        return obj.triggered_by_name or "—"
+
+    @admin.display(description="Started", ordering="started_at")
+    def started(self, obj: SyncRun) -> str:
+        return moment_html(obj.started_at)
+
+    @admin.display(description="Result")
+    def result(self, obj: SyncRun) -> str:
+        """What it changed, what it would remove if held, or why it failed."""
+        return obj.summary()
 
     @admin.display(description="Duration")
     def duration_display(self, obj: SyncRun) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import Q
 from django.utils import timezone
 from django_q.tasks import async_task
@@ -24,13 +25,15 @@ def directory_sync_enqueue(
     directory: Directory,
     trigger: str = SyncRun.Trigger.MANUAL,
     approval: Approval | None = None,
+    triggered_by: AbstractBaseUser | None = None,
 ) -> str:
     """Queue a sync of one directory (Sync Now) and return the django-q2 task id.
 
     Refuses, with a sentence for the admin, a directory that cannot sync, one whose sync is
     running, and one that already has a Sync Now waiting: one click, one run.
     `approval` names the held run an admin approved (and who): the queued sync may remove
-    what that run would have, and no more.
+    what that run would have, and no more. `triggered_by` (the admin who clicked) goes to the
+    task as an id, to be recorded on the run.
     """
     directory.refresh_from_db()
     directory_check_ready(directory)
@@ -55,6 +58,8 @@ def directory_sync_enqueue(
         if approval is not None
         else {}
     )
+    if triggered_by is not None:
+        extra["triggered_by_id"] = triggered_by.pk
     try:
         task_id = str(
             async_task(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import logging
 import time
 from collections.abc import Callable
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -76,6 +78,25 @@ class SyncOutcome:
         return self.status in (SyncRun.Status.SUCCEEDED, "dry_run")
 
 
+def run_starter_name(*, trigger: str, user: AbstractBaseUser | None) -> str:
+    """Who started a run, in words kept on the run so that they outlive the user's deletion."""
+    if user is not None:
+        return user.get_username()[:150]
+    if trigger == SyncRun.Trigger.SCHEDULE:
+        return "schedule"
+    if trigger == SyncRun.Trigger.COMMAND:
+        return f"command ({_os_user()})"[:150]
+    return ""
+
+
+def _os_user() -> str:
+    """The operator's login name; a container without USER or a passwd entry has none."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError, ImportError):
+        return "unknown user"
+
+
 def directory_check_ready(directory: Directory) -> None:
     """Refuse (SyncRefused) a directory that may not sync: see `Directory.sync_refusal`."""
     refusal = directory.sync_refusal()
@@ -90,6 +111,7 @@ def directory_sync(
     dry_run: bool = False,
     allow_mass_delete: bool = False,
     approval: Approval | None = None,
+    triggered_by: AbstractBaseUser | None = None,
     client: DirectoryReader | None = None,
     auth_app_id: str | None = None,
     progress: ProgressCallback | None = None,
@@ -100,7 +122,8 @@ def directory_sync(
     and either applies the whole plan in one transaction or changes nothing. `client` and
     `auth_app_id` default to the configured Graph client and Authentication application.
     `allow_mass_delete` lifts the guard (an operator's explicit flag); `approval` allows only
-    what the approved held run would have removed.
+    what the approved held run would have removed. `triggered_by` is the admin who clicked
+    (Sync Now, an approval); the run records them (see `run_starter_name`).
     """
     directory_check_ready(directory)
     started = time.monotonic()
@@ -132,7 +155,13 @@ def directory_sync(
     ):
         # Whatever is still "running" here lost its worker: we hold the lock now.
         reclaim_interrupted_runs(directory=directory)
-        run = SyncRun.objects.create(directory=directory, trigger=trigger, lock_token=lock.token)
+        run = SyncRun.objects.create(
+            directory=directory,
+            trigger=trigger,
+            triggered_by_id=triggered_by.pk if triggered_by is not None else None,
+            triggered_by_name=run_starter_name(trigger=trigger, user=triggered_by),
+            lock_token=lock.token,
+        )
         lock.run_id = run.pk
         approved = _record_approval(directory, run, approval)
         plan: SyncPlan | None = None
