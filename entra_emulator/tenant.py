@@ -26,6 +26,7 @@ import math
 import random
 import unicodedata
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, NamedTuple
 
@@ -437,20 +438,7 @@ class EmuTenant:
         """Set attributes (`display_name=...`, `account_enabled=False`...) and log the Graph
         properties that really changed; assignments keep the principal's display name."""
         user = self.users[user_id]
-        props: set[str] = set()
-        for attribute, value in values.items():
-            if attribute not in USER_ATTRIBUTE_PROPERTIES or attribute == "id":
-                raise ValueError(f"Cannot update the user attribute {attribute!r}.")
-            if getattr(user, attribute) != value:
-                setattr(user, attribute, value)
-                props.update(USER_ATTRIBUTE_PROPERTIES[attribute])
-        if "display_name" in values:
-            for assignment in self.assignments:
-                if assignment.principal_id == user_id:
-                    assignment.principal_display_name = user.display_name
-        if props:
-            self._log(Change("user", user_id, "updated", frozenset(props)))
-        self.touch()
+        self._update("user", user, values, USER_ATTRIBUTE_PROPERTIES)
         return user
 
     def remove_user(self, user_id: str) -> None:
@@ -506,21 +494,32 @@ class EmuTenant:
     def update_group(self, group_id: str, **values: Any) -> EmuGroup:
         """Set group attributes (not members: use add_member / remove_member) and log them."""
         group = self.groups[group_id]
+        self._update("group", group, values, GROUP_ATTRIBUTE_PROPERTIES)
+        return group
+
+    def _update(
+        self,
+        kind: Literal["user", "group"],
+        obj: EmuUser | EmuGroup,
+        values: dict[str, Any],
+        properties: Mapping[str, Iterable[str]],
+    ) -> None:
+        """Set attributes and log the Graph properties that really changed; assignments keep
+        the principal's display name."""
         props: set[str] = set()
         for attribute, value in values.items():
-            if attribute not in GROUP_ATTRIBUTE_PROPERTIES or attribute == "id":
-                raise ValueError(f"Cannot update the group attribute {attribute!r}.")
-            if getattr(group, attribute) != value:
-                setattr(group, attribute, value)
-                props.update(GROUP_ATTRIBUTE_PROPERTIES[attribute])
+            if attribute not in properties or attribute == "id":
+                raise ValueError(f"Cannot update the {kind} attribute {attribute!r}.")
+            if getattr(obj, attribute) != value:
+                setattr(obj, attribute, value)
+                props.update(properties[attribute])
         if "display_name" in values:
             for assignment in self.assignments:
-                if assignment.principal_id == group_id:
-                    assignment.principal_display_name = group.display_name
+                if assignment.principal_id == obj.id:
+                    assignment.principal_display_name = obj.display_name
         if props:
-            self._log(Change("group", group_id, "updated", frozenset(props)))
+            self._log(Change(kind, obj.id, "updated", frozenset(props)))
         self.touch()
-        return group
 
     def remove_group(self, group_id: str) -> None:
         """Delete a group permanently (present or soft deleted)."""

@@ -49,9 +49,7 @@ class DirectoryLock:
         """Push the expiry forward (at most a few times per TTL); fail if the lock was taken."""
         if not force and time.monotonic() - self._renewed_at < self.ttl.total_seconds() / 4:
             return
-        kept = Directory.objects.filter(pk=self.directory_id, sync_lock_token=self.token).update(
-            sync_lock_expires_at=timezone.now() + self.ttl
-        )
+        kept = self._extend()
         self._renewed_at = time.monotonic()
         if not kept:
             raise SyncLockLost(
@@ -67,10 +65,7 @@ class DirectoryLock:
         lock; SQLite's one writer), so no other run can take the lock or apply meanwhile,
         however long this apply stalls.
         """
-        kept = Directory.objects.filter(pk=self.directory_id, sync_lock_token=self.token).update(
-            sync_lock_expires_at=timezone.now() + self.ttl
-        )
-        if not kept:
+        if not self._extend():
             raise SyncLockLost(
                 "Another sync took over this directory before this one could apply its "
                 "changes; this one stopped without writing anything."
@@ -87,6 +82,14 @@ class DirectoryLock:
                 "This run stalled past its lock and was recorded as interrupted; it stopped "
                 "without writing anything."
             )
+
+    def _extend(self) -> bool:
+        """Push the expiry forward if the lock is still ours (one conditional UPDATE)."""
+        return bool(
+            Directory.objects.filter(pk=self.directory_id, sync_lock_token=self.token).update(
+                sync_lock_expires_at=timezone.now() + self.ttl
+            )
+        )
 
     def release(self) -> None:
         Directory.objects.filter(pk=self.directory_id, sync_lock_token=self.token).update(

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from config.processes import stop_processes
+from tests.processes import session_processes
 
 pytestmark = [
     pytest.mark.processes,
@@ -32,22 +33,6 @@ pytestmark = [
 ROOT = Path(__file__).resolve().parents[2]
 STOPPED_WITHIN = 8.0  # seconds; about 1-3 s on a quiet machine
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
-
-
-def session_processes(session: int) -> list[int]:
-    """Live (not zombie) processes of a session."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        state, _ppid, _pgrp, sid = stat.rsplit(")", 1)[1].split()[:4]
-        if int(sid) == session and state != "Z":
-            found.append(int(entry))
-    return found
 
 
 def wait_until(condition: Callable[[], bool], timeout: float) -> bool:

@@ -23,6 +23,7 @@ import psycopg
 import redis
 
 from config.processes import stop_processes
+from tests.processes import session_processes
 
 ROOT = Path(__file__).resolve().parents[2]
 # The server the test creates its database on, and the Redis database it may empty.
@@ -174,22 +175,6 @@ def run_python(env: dict[str, str], *args: str, stdin: str = "", timeout: float 
     )
     assert done.returncode == 0, f"{' '.join(args)} exited {done.returncode}:\n{done.stderr}"
     return done.stdout
-
-
-def session_processes(session: int) -> list[int]:
-    """Live (not zombie) processes of a session, from /proc."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        state, _ppid, _pgrp, sid = stat.rsplit(")", 1)[1].split()[:4]
-        if int(sid) == session and state != "Z":
-            found.append(int(entry))
-    return found
 
 
 class QCluster:
