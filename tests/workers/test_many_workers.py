@@ -436,7 +436,12 @@ def test_two_qclusters_sync_fifty_directories_and_lose_nothing_to_a_killed_worke
         held = [run for run in runs if cycle.holds(run)]
         synced = {run.directory_id for run in held if run.status == "succeeded"}
         per_task = Counter((run.directory_id, run.trigger) for run in held)
-        assert max(per_task.values()) == 1, f"cycle {cycle.label}: {per_task}"
+        # A cluster killed during its scheduler pass has its transaction rolled back after it
+        # pushed some tasks: those schedules stay due and the other scheduler fires them again
+        # (django-q2 delivers schedules at least once). The second run then comes after the
+        # first (no overlap, checked below) and finds the changes already applied.
+        at_most = 2 if cycle is kill_cycle else 1
+        assert max(per_task.values()) <= at_most, f"cycle {cycle.label}: {per_task}"
         if cycle is kill_cycle:
             # Only the killed cluster's work may be missing: its runs, and the tasks it had
             # taken off the queue but not started (django-q2's Redis broker has no ack): at
